@@ -1,0 +1,127 @@
+// The selection machinery every score-ranked reserve policy shares: validate and sort each
+// sequence's middle scores (CUB segmented radix sort, descending), turn them into exact prefix
+// masses (CUB scan by sequence), apply the policy's rank rule, and compact the kept token indices
+// (CUB select). A policy only supplies the rule; the rest is written once here.
+#pragma once
+
+#include <cub/device/device_scan.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
+#include <cub/device/device_select.cuh>
+#include <thrust/iterator/counting_iterator.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "ftp/cuda_check.hpp"
+#include "ftp/device_batch.hpp"
+#include "ftp/kernels/selection.cuh"
+#include "ftp/workspace.hpp"
+
+namespace ftp::detail {
+
+/// Workspace slices of the selection, carved from one WorkspaceCarver layout (sizing or carving).
+struct SelectionBuffers {
+  float* keys = nullptr;                 // [T] sanitized scores
+  int* values = nullptr;                 // [T] token indices
+  float* sorted_keys = nullptr;          // [T]
+  int* sorted_values = nullptr;          // [T]
+  std::uint64_t* masses = nullptr;       // [T]
+  std::uint64_t* prefix = nullptr;       // [T]
+  std::uint8_t* flags = nullptr;         // [T] 1 = token runs the FFN
+  int* kept_tokens = nullptr;            // [T] ascending packed indices of kept tokens
+  int* kept_counts = nullptr;            // [2B+1]: per-sequence counts, the total, then invalid[B]
+  void* cub_temp = nullptr;
+  std::size_t cub_temp_bytes = 0;
+
+  /// invalid[b] = 1 when sequence b had a NaN/Inf/negative middle score. It sits right after the
+  /// counts and the total of the current batch of B sequences, so one copy brings back all three.
+  int* invalid(int num_seqs) const { return kept_counts + num_seqs + 1; }
+
+  /// Bytes CUB needs for the largest batch (each call is sized for max T and B; calls run in turn
+  /// on one stream, so they share one temporary buffer).
+  static std::size_t cub_bytes(int max_tokens, int max_seqs) {
+    std::size_t sort_bytes = 0, scan_bytes = 0, select_bytes = 0;
+    const int items = std::max(max_tokens, 1), segments = std::max(max_seqs, 1);
+    FTP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
+        nullptr, sort_bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
+        static_cast<const int*>(nullptr), static_cast<int*>(nullptr), items, segments,
+        static_cast<const int*>(nullptr), static_cast<const int*>(nullptr)));
+    FTP_CUDA_CHECK(cub::DeviceScan::InclusiveScanByKey(
+        nullptr, scan_bytes, static_cast<const int*>(nullptr), static_cast<const std::uint64_t*>(nullptr),
+        static_cast<std::uint64_t*>(nullptr), ::cuda::std::plus<>{}, items));
+    FTP_CUDA_CHECK(cub::DeviceSelect::Flagged(nullptr, select_bytes, thrust::counting_iterator<int>(0),
+                                              static_cast<const std::uint8_t*>(nullptr), static_cast<int*>(nullptr),
+                                              static_cast<int*>(nullptr), items));
+    return std::max({sort_bytes, scan_bytes, select_bytes});
+  }
+
+  void layout(WorkspaceCarver& carver, int max_tokens, int max_seqs) {
+    const std::size_t t = static_cast<std::size_t>(max_tokens), b = static_cast<std::size_t>(max_seqs);
+    keys = carver.take<float>(t, "selection.keys");
+    values = carver.take<int>(t, "selection.values");
+    sorted_keys = carver.take<float>(t, "selection.sorted_keys");
+    sorted_values = carver.take<int>(t, "selection.sorted_values");
+    masses = carver.take<std::uint64_t>(t, "selection.masses");
+    prefix = carver.take<std::uint64_t>(t, "selection.prefix");
+    flags = carver.take<std::uint8_t>(t, "selection.flags");
+    kept_tokens = carver.take<int>(t, "selection.kept_tokens");
+    kept_counts = carver.take<int>(2 * b + 1, "selection.kept_counts");  // one D2H copy per layer
+    cub_temp_bytes = cub_bytes(max_tokens, max_seqs);
+    cub_temp = carver.take<std::uint8_t>(cub_temp_bytes, "selection.cub_temp");
+  }
+};
+
+constexpr int kSelectionThreads = 256;
+
+inline unsigned grid_for(int items) {
+  return static_cast<unsigned>((std::max(items, 1) + kSelectionThreads - 1) / kSelectionThreads);
+}
+
+/// Marks the kept tokens of every sequence in buf.flags: reserved tokens, the tokens `rule` keeps
+/// among each middle segment, and all middle tokens of sequences with an invalid score.
+template <class Rule>
+void mark_kept_tokens(const Rule& rule, bool needs_masses, const float* d_scores, const DeviceBatch& batch,
+                      SelectionBuffers& buf, cudaStream_t stream) {
+  const int T = batch.num_tokens, B = batch.num_seqs;
+  if (T == 0) return;
+  FTP_CUDA_CHECK(cudaMemsetAsync(buf.invalid(B), 0, sizeof(int) * B, stream));
+  kernels::prepare_selection_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(d_scores, batch, buf.keys,
+                                                                                   buf.values, buf.flags, buf.invalid(B));
+  FTP_CUDA_CHECK_LAUNCH();
+  std::size_t bytes = buf.cub_temp_bytes;
+  FTP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      buf.cub_temp, bytes, buf.keys, buf.sorted_keys, buf.values, buf.sorted_values, T, B, batch.mid_begin,
+      batch.mid_end, 0, static_cast<int>(sizeof(float) * 8), stream));
+  if (needs_masses) {
+    kernels::quantize_masses_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(buf.sorted_keys, batch,
+                                                                                   buf.masses);
+    FTP_CUDA_CHECK_LAUNCH();
+    bytes = buf.cub_temp_bytes;
+    FTP_CUDA_CHECK(cub::DeviceScan::InclusiveScanByKey(buf.cub_temp, bytes, batch.seq_of_token, buf.masses,
+                                                       buf.prefix, ::cuda::std::plus<>{}, T,
+                                                       ::cuda::std::equal_to<>{}, stream));
+  }
+  kernels::mark_kept_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(
+      rule, batch, buf.sorted_keys, buf.sorted_values, buf.masses, needs_masses ? buf.prefix : nullptr, buf.invalid(B),
+      buf.flags);
+  FTP_CUDA_CHECK_LAUNCH();
+}
+
+/// Compacts the flagged tokens into buf.kept_tokens (ascending) and writes per-sequence counts and
+/// the total into buf.kept_counts[0..B]. Device work only; the caller copies the counts.
+inline void compact_kept_tokens(const DeviceBatch& batch, SelectionBuffers& buf, cudaStream_t stream) {
+  const int T = batch.num_tokens, B = batch.num_seqs;
+  if (T == 0 || B == 0) {
+    FTP_CUDA_CHECK(cudaMemsetAsync(buf.kept_counts, 0, sizeof(int) * (2 * B + 1), stream));
+    return;
+  }
+  std::size_t bytes = buf.cub_temp_bytes;
+  FTP_CUDA_CHECK(cub::DeviceSelect::Flagged(buf.cub_temp, bytes, thrust::counting_iterator<int>(0), buf.flags,
+                                            buf.kept_tokens, buf.kept_counts + B, T, stream));
+  kernels::count_kept_kernel<kSelectionThreads>
+      <<<static_cast<unsigned>(B), kSelectionThreads, 0, stream>>>(buf.flags, batch.cu_seqlens, buf.kept_counts);
+  FTP_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace ftp::detail

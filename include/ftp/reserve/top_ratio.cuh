@@ -1,0 +1,35 @@
+// TopRatio: a fixed share of each sequence's middle tokens, by score (ablations, benchmarks).
+#pragma once
+
+#include <cmath>
+
+#include "ftp/config.hpp"
+#include "ftp/detail/host_device.hpp"
+#include "ftp/detail/importance_mass.hpp"
+#include "ftp/error.hpp"
+#include "ftp/kernels/selection.cuh"
+
+namespace ftp {
+
+/// Keeps ceil(ratio x count) top-scored middle tokens of each sequence (plus the reserved ones).
+/// ratio in (0, 1]; ratio = 1 keeps everything and skips scoring.
+struct TopRatio {
+  static constexpr bool kNeedsMasses = false;
+
+  explicit TopRatio(double keep_ratio = 0.5) : ratio(keep_ratio) {
+    detail::require(std::isfinite(keep_ratio) && keep_ratio > 0.0 && keep_ratio <= 1.0, "ratio", keep_ratio,
+                    "0 < ratio <= 1");
+  }
+
+  struct Rule {
+    double ratio;
+    FTP_HOST_DEVICE bool keep(const RankInfo& r) const { return r.rank < detail::ratio_keep_count(ratio, r.count); }
+  };
+
+  bool keeps_everything(const Config&) const { return ratio >= 1.0; }
+  Rule rule(const Config&) const { return Rule{ratio}; }
+
+  double ratio;
+};
+
+}  // namespace ftp

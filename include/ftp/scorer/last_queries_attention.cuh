@@ -1,0 +1,134 @@
+// LastQueriesAttention: the paper's importance score (Section 3.2.1).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "ftp/cuda_check.hpp"
+#include "ftp/kernels/last_queries_attention.cuh"
+#include "ftp/kernels/selection.cuh"
+#include "ftp/scorer/context.hpp"
+
+namespace ftp {
+
+/// score[j] = sum over query heads h and the last n = min(N, L) queries i of its sequence of
+/// softmax_j(q_{h,i} . k_{g(h),j} / sqrt(d)), causal (key j <= query position), fp32 accumulation.
+/// Exact softmax: the normalizer runs over all of the query's visible keys, reserved ones included.
+///
+/// Cost: two passes over the keys (row statistics, then key scores), 16-bit inputs on tensor
+/// cores. Extra memory: (T/1024 + B) x Hq x N float pairs and B x Hq x N floats; never L x L or
+/// H x N x L.
+struct LastQueriesAttention : ScorerBase {
+  static std::size_t workspace_bytes(const WorkspaceShape& shape, const Config& config) {
+    WorkspaceCarver carver;
+    Buffers{}.layout(carver, shape, config);
+    return carver.used();
+  }
+
+  void plan(const ScorerPlanContext& ctx) {
+    const int B = ctx.layout.num_seqs();
+    total_splits_ = 0;
+    total_tiles_ = 0;
+    for (int b = 0; b < B; ++b) {
+      const int length = ctx.layout.length(b);
+      total_splits_ += (length + kernels::lqa::kKeysPerSplit - 1) / kernels::lqa::kKeysPerSplit;
+      total_tiles_ += (length + kernels::lqa::kKeys - 1) / kernels::lqa::kKeys;
+    }
+    if (B == 0) return;
+    const Buffers buf = carve(ctx.workspace, ctx.shape, ctx.config);
+    kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa::kKeysPerSplit,
+                                                         buf.split_offsets);
+    FTP_CUDA_CHECK_LAUNCH();
+    kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa::kKeys,
+                                                         buf.tile_offsets);
+    FTP_CUDA_CHECK_LAUNCH();
+  }
+
+  template <class T>
+  void score(const ScoreContext<T>& ctx) const {
+    switch (ctx.attention.head_dim) {
+      case 64: return launch<T, 64>(ctx);
+      case 128: return launch<T, 128>(ctx);
+      case 256: return launch<T, 256>(ctx);
+      default:
+        throw Error("attention.head_dim", detail::concat("argument 'attention.head_dim' = ", ctx.attention.head_dim,
+                                                         " is invalid: expected 64, 128 or 256"));
+    }
+  }
+
+ private:
+  // This scorer's slices, laid out for the largest batch the pruner was built for.
+  struct Buffers {
+    int* split_offsets = nullptr;  // [B+1]
+    int* tile_offsets = nullptr;   // [B+1]
+    float2* partial = nullptr;     // [T/1024 + B, Hq, N]
+    float* lse = nullptr;          // [B, Hq, N]
+
+    void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, const Config& config) {
+      const std::size_t b = static_cast<std::size_t>(shape.max_seqs);
+      const std::size_t rows = static_cast<std::size_t>(shape.num_q_heads) * config.last_queries();
+      // Each sequence has ceil(L / 1024) splits: at most T / 1024 + B in all.
+      const std::size_t splits = static_cast<std::size_t>(shape.max_tokens) / kernels::lqa::kKeysPerSplit + b;
+      split_offsets = carver.take<int>(b + 1, "last_queries_attention.split_offsets");
+      tile_offsets = carver.take<int>(b + 1, "last_queries_attention.tile_offsets");
+      partial = carver.take<float2>(splits * rows, "last_queries_attention.partial");
+      lse = carver.take<float>(b * rows, "last_queries_attention.lse");
+    }
+  };
+
+  static Buffers carve(void* workspace, const WorkspaceShape& shape, const Config& config) {
+    WorkspaceCarver carver(workspace, workspace_bytes(shape, config));
+    Buffers buf;
+    buf.layout(carver, shape, config);
+    return buf;
+  }
+
+  template <class T, int D>
+  void launch(const ScoreContext<T>& ctx) const {
+    const int B = ctx.layout.num_seqs();
+    if (B == 0 || ctx.layout.num_tokens() == 0) return;
+    const Buffers buf = carve(ctx.workspace, ctx.shape, ctx.config);
+    const AttentionView<T>& a = ctx.attention;
+    kernels::lqa::Params<T> p;
+    p.q = a.q;
+    p.q_row_stride = a.q_row_stride;
+    p.k = a.k;
+    p.k_row_stride = a.k_row_stride;
+    p.num_q_heads = a.num_q_heads;
+    p.num_kv_heads = a.num_kv_heads;
+    p.last_queries = ctx.config.last_queries();
+    p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+    p.cu_seqlens = ctx.batch.cu_seqlens;
+    p.num_seqs = B;
+    p.split_offsets = buf.split_offsets;
+    p.tile_offsets = buf.tile_offsets;
+    p.partial = buf.partial;
+    p.lse = buf.lse;
+    p.scores = ctx.scores;
+
+    const std::size_t smem = kernels::lqa::SharedTiles<T, D>::bytes();
+    const int group = a.num_q_heads / a.num_kv_heads;
+    const int row_chunks = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) +
+                            kernels::lqa::kRows - 1) / kernels::lqa::kRows;
+    FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_row_stats_kernel<T, D>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_key_scores_kernel<T, D>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    const dim3 stats_grid(static_cast<unsigned>(total_splits_), static_cast<unsigned>(a.num_kv_heads),
+                          static_cast<unsigned>(row_chunks));
+    kernels::lqa_row_stats_kernel<T, D><<<stats_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p);
+    FTP_CUDA_CHECK_LAUNCH();
+    const int stat_rows = B * a.num_q_heads * ctx.config.last_queries();
+    kernels::lqa_combine_kernel<T><<<(stat_rows + 255) / 256, 256, 0, ctx.stream>>>(p);
+    FTP_CUDA_CHECK_LAUNCH();
+    kernels::lqa_key_scores_kernel<T, D>
+        <<<static_cast<unsigned>(total_tiles_), kernels::lqa::kThreads, smem, ctx.stream>>>(p);
+    FTP_CUDA_CHECK_LAUNCH();
+  }
+
+  int total_splits_ = 0;  // of the planned batch
+  int total_tiles_ = 0;
+};
+
+}  // namespace ftp
