@@ -85,7 +85,7 @@ void compare_residual(const std::vector<float>& got, const std::vector<float>& w
 template <class T>
 void check_swiglu(const std::vector<int>& lengths, int C, int I, bool fused, int chunk_rows, int row_padding,
                   double ratio, unsigned seed) {
-  CAPTURE(ftp::detail::ElementTraits<T>::name);
+  CAPTURE(std::string(ftp::detail::ElementTraits<T>::name));
   CAPTURE(fused);
   CAPTURE(chunk_rows);
   CAPTURE(ratio);
@@ -262,7 +262,7 @@ namespace {
 // The whole paper step (LastQueriesAttention + CumulativeEta + CublasSwiGLU) against the host.
 template <class T>
 void check_whole_step(const std::vector<int>& lengths, int Hq, int Hkv, int d, int C, int I, unsigned seed) {
-  CAPTURE(ftp::detail::ElementTraits<T>::name);
+  CAPTURE(std::string(ftp::detail::ElementTraits<T>::name));
   CAPTURE(seed);
   std::mt19937 rng(seed);
   const ftp::BatchLayout layout = layout_of(lengths);
@@ -294,7 +294,7 @@ void check_whole_step(const std::vector<int>& lengths, int Hq, int Hkv, int d, i
                                           ftp::host::CublasSwiGLU{}, want.data(), C, C, I, layer.host(), round_to<T>);
   CHECK(gpu_kept == ftp::host::kept_tokens(flags));
   compare_residual(to_floats(d_residual.download()), want, residual.host, flags, C, C, ftp_test::tolerance<T>());
-  MESSAGE("whole step ", ftp::detail::ElementTraits<T>::name, " T=", T_, ": kept ", report.kept_tokens, " of ", T_);
+  MESSAGE("whole step ", std::string(ftp::detail::ElementTraits<T>::name), " T=", T_, ": kept ", report.kept_tokens, " of ", T_);
 }
 
 }  // namespace
@@ -394,6 +394,7 @@ TEST_CASE("bad input raises ftp::Error naming the argument and leaves the residu
   expect_rejected([&] { pruner.run(0, no_q, res, weights, nullptr); }, "attention.q");
   auto wrong_heads = attention;
   wrong_heads.num_q_heads = 6;
+  wrong_heads.q_row_stride = 6 * d;
   expect_rejected([&] { pruner.run(0, wrong_heads, res, weights, nullptr); }, "attention.num_q_heads");
   auto wrong_d = attention;
   wrong_d.head_dim = 128;

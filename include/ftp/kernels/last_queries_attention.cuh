@@ -29,7 +29,7 @@ namespace lqa {
 constexpr int kThreads = 256;       // 8 warps
 constexpr int kRows = 64;           // query rows per S-tile
 constexpr int kKeys = 64;           // keys per S-tile
-constexpr int kKeysPerSplit = 1024; // key range of one row-statistics block
+constexpr int kKeysPerSplit = 256;  // key range of one row-statistics block
 constexpr int kScorePitch = kKeys + 4;
 
 template <class T>
@@ -41,6 +41,7 @@ struct Params {
   int num_q_heads;   // Hq
   int num_kv_heads;  // Hkv
   int last_queries;  // N (per sequence n = min(N, L))
+  bool aligned;      // q, k and their row strides allow 16-byte loads
   float scale;       // 1 / sqrt(d)
   const int* cu_seqlens;     // [B+1]
   int num_seqs;              // B
@@ -48,6 +49,7 @@ struct Params {
   const int* tile_offsets;   // [B+1] prefix count of 64-key tiles per sequence
   float2* partial;           // [total splits, Hq, N]: (running max, running sum) of logits*scale
   float* lse;                // [B, Hq, N]
+  float* head_scores;        // [Hkv, T]: pass-2 partial scores of each KV head group
   float* scores;             // [T]
 };
 
@@ -81,11 +83,25 @@ struct SharedTiles {
 };
 
 // Copies `rows` rows of d elements into a shared tile, zero-filling rows past `valid`.
-// Row r is read from base_of(r); loads are coalesced along d.
+// Row r is read from row_address(r); loads are coalesced along d. 16-bit rows whose addresses are
+// 16-byte aligned (checked by the launcher: `aligned`) move 8 elements per load.
 template <class T, int D, class RowAddress>
-__device__ inline void load_tile(typename TileLayout<T>::Smem* tile, int valid, RowAddress row_address) {
+__device__ inline void load_tile(typename TileLayout<T>::Smem* tile, int valid, RowAddress row_address,
+                                 bool aligned) {
   using Smem = typename TileLayout<T>::Smem;
   constexpr int kPitch = SharedTiles<T, D>::kPitch;
+  if constexpr (TileLayout<T>::kTensorCores) {
+    if (aligned) {
+      constexpr int kVectors = D / 8;  // 8 x 16-bit = 16 bytes
+      for (int idx = threadIdx.x; idx < kRows * kVectors; idx += kThreads) {
+        const int r = idx / kVectors, c = (idx % kVectors) * 8;
+        uint4 value = make_uint4(0, 0, 0, 0);
+        if (r < valid) value = *reinterpret_cast<const uint4*>(row_address(r) + c);
+        *reinterpret_cast<uint4*>(tile + r * kPitch + c) = value;
+      }
+      return;
+    }
+  }
   for (int idx = threadIdx.x; idx < kRows * D; idx += kThreads) {
     const int r = idx / D, c = idx % D;
     Smem value{};
@@ -184,7 +200,7 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_row_stats_kernel(const lqa:
     const int head = g * group + row / n;
     const int token = start + length - n + row % n;
     return p.q + static_cast<std::int64_t>(token) * p.q_row_stride + static_cast<std::int64_t>(head) * D;
-  });
+  }, p.aligned);
 
   // Four threads per row, each over 16 keys of the tile; state lives in the four threads alike.
   const int my_row = threadIdx.x / 4;
@@ -197,7 +213,7 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_row_stats_kernel(const lqa:
     __syncthreads();  // previous tile's readers are done with ks and s
     load_tile<T, D>(ks, valid, [&](int r) {
       return p.k + static_cast<std::int64_t>(start + tile + r) * p.k_row_stride + static_cast<std::int64_t>(g) * D;
-    });
+    }, p.aligned);
     __syncthreads();
     compute_s_tile<T, D>(qs, ks, s);
     __syncthreads();
@@ -254,10 +270,11 @@ __global__ void lqa_combine_kernel(const lqa::Params<T> p) {
   p.lse[idx] = m + logf(l);  // every query sees at least its own key, so l >= 1
 }
 
-/// Pass 2 (key scores). Grid: total 64-key tiles; block: 256 threads.
-/// scores[start + j] = sum over h < Hq and queries i < n with j <= L-n+i of exp(q.k * scale - lse).
+/// Pass 2 (key scores). Grid: (total 64-key tiles, Hkv); block: 256 threads.
+/// head_scores[g * T + start + j] = sum over the query heads h of KV group g and queries i < n with
+/// j <= L-n+i of exp(q.k * scale - lse). One KV group per block keeps the grid wide at short L.
 template <class T, int D>
-__global__ void __launch_bounds__(lqa::kThreads) lqa_key_scores_kernel(const lqa::Params<T> p) {
+__global__ void __launch_bounds__(lqa::kThreads) lqa_key_scores_kernel(const lqa::Params<T> p, int num_tokens) {
   using namespace lqa;
   using Tiles = SharedTiles<T, D>;
   using Smem = typename Tiles::Smem;
@@ -274,6 +291,7 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_key_scores_kernel(const lqa
   const int length = p.cu_seqlens[b + 1] - start;
   const int n = min(p.last_queries, length);
   const int group = p.num_q_heads / p.num_kv_heads;
+  const int g = blockIdx.y;
   const int tile = (tile_index - p.tile_offsets[b]) * kKeys;
   const int valid = min(kKeys, length - tile);
 
@@ -282,44 +300,53 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_key_scores_kernel(const lqa
   const int quarter = threadIdx.x % 4;
   float score = 0.0f;
 
-  for (int g = 0; g < p.num_kv_heads; ++g) {
-    __syncthreads();
-    load_tile<T, D>(ks, valid, [&](int r) {
-      return p.k + static_cast<std::int64_t>(start + tile + r) * p.k_row_stride + static_cast<std::int64_t>(g) * D;
-    });
-    for (int row_base = 0; row_base < group * n; row_base += kRows) {
-      const int rows = min(kRows, group * n - row_base);
-      __syncthreads();  // previous chunk's readers are done with qs, s, row_lse
-      load_tile<T, D>(qs, rows, [&](int r) {
-        const int row = row_base + r;
-        const int head = g * group + row / n;
-        const int token = start + length - n + row % n;
-        return p.q + static_cast<std::int64_t>(token) * p.q_row_stride + static_cast<std::int64_t>(head) * D;
-      });
-      for (int r = threadIdx.x; r < kRows; r += kThreads) {
-        const int row = row_base + r;
-        row_lse[r] = r < rows ? p.lse[(static_cast<std::int64_t>(b) * p.num_q_heads + g * group + row / n) *
-                                          p.last_queries + row % n]
-                              : INFINITY;  // exp(x - inf) = 0 for padding rows
-      }
-      __syncthreads();
-      compute_s_tile<T, D>(qs, ks, s);
-      __syncthreads();
-      float partial_sum = 0.0f;
-#pragma unroll 4
-      for (int i = 0; i < 16; ++i) {
-        const int r = quarter * 16 + i;
-        const int pos = length - n + (row_base + r) % n;
-        const bool visible = r < rows && tile + my_key <= pos;
-        partial_sum += visible ? expf(s[r * kScorePitch + my_key] * p.scale - row_lse[r]) : 0.0f;
-      }
-      score += partial_sum;
+  load_tile<T, D>(ks, valid, [&](int r) {
+    return p.k + static_cast<std::int64_t>(start + tile + r) * p.k_row_stride + static_cast<std::int64_t>(g) * D;
+  }, p.aligned);
+  for (int row_base = 0; row_base < group * n; row_base += kRows) {
+    const int rows = min(kRows, group * n - row_base);
+    __syncthreads();  // previous chunk's readers are done with qs, s, row_lse
+    load_tile<T, D>(qs, rows, [&](int r) {
+      const int row = row_base + r;
+      const int head = g * group + row / n;
+      const int token = start + length - n + row % n;
+      return p.q + static_cast<std::int64_t>(token) * p.q_row_stride + static_cast<std::int64_t>(head) * D;
+    }, p.aligned);
+    for (int r = threadIdx.x; r < kRows; r += kThreads) {
+      const int row = row_base + r;
+      row_lse[r] = r < rows ? p.lse[(static_cast<std::int64_t>(b) * p.num_q_heads + g * group + row / n) *
+                                        p.last_queries + row % n]
+                            : INFINITY;  // exp(x - inf) = 0 for padding rows
     }
+    __syncthreads();
+    compute_s_tile<T, D>(qs, ks, s);
+    __syncthreads();
+    float partial_sum = 0.0f;
+#pragma unroll 4
+    for (int i = 0; i < 16; ++i) {
+      const int r = quarter * 16 + i;
+      const int pos = length - n + (row_base + r) % n;
+      const bool visible = r < rows && tile + my_key <= pos;
+      partial_sum += visible ? expf(s[r * kScorePitch + my_key] * p.scale - row_lse[r]) : 0.0f;
+    }
+    score += partial_sum;
   }
   // Fixed-order reduction of the four quarters of each key.
   score += __shfl_xor_sync(0xffffffffu, score, 1);
   score += __shfl_xor_sync(0xffffffffu, score, 2);
-  if (quarter == 0 && my_key < valid) p.scores[start + tile + my_key] = score;
+  if (quarter == 0 && my_key < valid) {
+    p.head_scores[static_cast<std::int64_t>(g) * num_tokens + start + tile + my_key] = score;
+  }
+}
+
+/// scores[t] = sum over KV groups g in order of head_scores[g * T + t]. One thread per token.
+template <class T>
+__global__ void lqa_sum_heads_kernel(const lqa::Params<T> p, int num_tokens) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= num_tokens) return;
+  float sum = 0.0f;
+  for (int g = 0; g < p.num_kv_heads; ++g) sum += p.head_scores[static_cast<std::int64_t>(g) * num_tokens + t];
+  p.scores[t] = sum;
 }
 
 }  // namespace ftp::kernels

@@ -17,8 +17,8 @@ namespace ftp {
 /// Exact softmax: the normalizer runs over all of the query's visible keys, reserved ones included.
 ///
 /// Cost: two passes over the keys (row statistics, then key scores), 16-bit inputs on tensor
-/// cores. Extra memory: (T/1024 + B) x Hq x N float pairs and B x Hq x N floats; never L x L or
-/// H x N x L.
+/// cores. Extra memory: (T/256 + B) x Hq x N float pairs, B x Hq x N floats and Hkv x T floats;
+/// never L x L or H x N x L.
 struct LastQueriesAttention : ScorerBase {
   static std::size_t workspace_bytes(const WorkspaceShape& shape, const Config& config) {
     WorkspaceCarver carver;
@@ -64,16 +64,19 @@ struct LastQueriesAttention : ScorerBase {
     int* tile_offsets = nullptr;   // [B+1]
     float2* partial = nullptr;     // [T/1024 + B, Hq, N]
     float* lse = nullptr;          // [B, Hq, N]
+    float* head_scores = nullptr;  // [Hkv, T]
 
     void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, const Config& config) {
       const std::size_t b = static_cast<std::size_t>(shape.max_seqs);
       const std::size_t rows = static_cast<std::size_t>(shape.num_q_heads) * config.last_queries();
-      // Each sequence has ceil(L / 1024) splits: at most T / 1024 + B in all.
+      // Each sequence has ceil(L / split) splits: at most T / split + B in all.
       const std::size_t splits = static_cast<std::size_t>(shape.max_tokens) / kernels::lqa::kKeysPerSplit + b;
       split_offsets = carver.take<int>(b + 1, "last_queries_attention.split_offsets");
       tile_offsets = carver.take<int>(b + 1, "last_queries_attention.tile_offsets");
       partial = carver.take<float2>(splits * rows, "last_queries_attention.partial");
       lse = carver.take<float>(b * rows, "last_queries_attention.lse");
+      head_scores = carver.take<float>(static_cast<std::size_t>(shape.num_kv_heads) * shape.max_tokens,
+                                       "last_queries_attention.head_scores");
     }
   };
 
@@ -105,7 +108,13 @@ struct LastQueriesAttention : ScorerBase {
     p.tile_offsets = buf.tile_offsets;
     p.partial = buf.partial;
     p.lse = buf.lse;
+    p.head_scores = buf.head_scores;
     p.scores = ctx.scores;
+    // 16-byte loads need 16-byte aligned rows: base pointers and row strides (in bytes).
+    auto aligned16 = [](const void* ptr, std::int64_t stride_elements) {
+      return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && (stride_elements * sizeof(T)) % 16 == 0;
+    };
+    p.aligned = aligned16(a.q, a.q_row_stride) && aligned16(a.k, a.k_row_stride);
 
     const std::size_t smem = kernels::lqa::SharedTiles<T, D>::bytes();
     const int group = a.num_q_heads / a.num_kv_heads;
@@ -122,8 +131,11 @@ struct LastQueriesAttention : ScorerBase {
     const int stat_rows = B * a.num_q_heads * ctx.config.last_queries();
     kernels::lqa_combine_kernel<T><<<(stat_rows + 255) / 256, 256, 0, ctx.stream>>>(p);
     FTP_CUDA_CHECK_LAUNCH();
-    kernels::lqa_key_scores_kernel<T, D>
-        <<<static_cast<unsigned>(total_tiles_), kernels::lqa::kThreads, smem, ctx.stream>>>(p);
+    const int T_ = ctx.layout.num_tokens();
+    const dim3 scores_grid(static_cast<unsigned>(total_tiles_), static_cast<unsigned>(a.num_kv_heads));
+    kernels::lqa_key_scores_kernel<T, D><<<scores_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p, T_);
+    FTP_CUDA_CHECK_LAUNCH();
+    kernels::lqa_sum_heads_kernel<T><<<(T_ + 255) / 256, 256, 0, ctx.stream>>>(p, T_);
     FTP_CUDA_CHECK_LAUNCH();
   }
 
