@@ -99,10 +99,16 @@ class Pruner {
     return carver.used();
   }
 
-  /// @param d_workspace  caller's device buffer of at least workspace_bytes(shape, config, ffn)
-  ///                     bytes, or nullptr to let the pruner allocate it once here
-  /// @param cublas       caller's cuBLAS handle, or nullptr to create one here. On every FFN call
-  ///                     the pruner binds it to the call's stream and its workspace slice.
+  /// @param config          P, N, F, eta
+  /// @param shape           the largest batch and the model's sizes the workspace is planned for
+  /// @param scorer          ImportanceScorer instance (its state, e.g. a seed)
+  /// @param reserve         ReservePolicy instance (e.g. TopRatio{0.4})
+  /// @param ffn             FFNExecutor instance (e.g. CublasSwiGLU(chunk_rows))
+  /// @param d_workspace     caller's device buffer of at least workspace_bytes(shape, config, ffn)
+  ///                        bytes, or nullptr to let the pruner allocate it once here
+  /// @param workspace_size  bytes of d_workspace (ignored when it is nullptr)
+  /// @param cublas          caller's cuBLAS handle, or nullptr to create one here. On every FFN
+  ///                        call the pruner binds it to the call's stream and its workspace slice.
   Pruner(const Config& config, const WorkspaceShape& shape, Scorer scorer = Scorer{}, Reserve reserve = Reserve{},
          Ffn ffn = Ffn{}, void* d_workspace = nullptr, std::size_t workspace_size = 0, cublasHandle_t cublas = nullptr)
       : config_(config), shape_(shape), scorer_(std::move(scorer)), reserve_(std::move(reserve)), ffn_(std::move(ffn)) {
