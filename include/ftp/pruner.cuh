@@ -182,6 +182,9 @@ class Pruner {
                                                                                       buf_.seq_of_token);
       FTP_CUDA_CHECK_LAUNCH();
     }
+    int longest_middle = 0;
+    for (int b = 0; b < B; ++b) longest_middle = std::max(longest_middle, middle_segment(layout, b, config_).count());
+    wide_sort_ = detail::use_wide_sort(longest_middle);
     layout_ = std::move(layout);
     scorer_.plan(ScorerPlanContext{layout_, batch_, config_, shape_, buf_.scorer, stream});
     planned_ = true;
@@ -216,7 +219,8 @@ class Pruner {
       // 1. importance of every token
       scorer_.score(ScoreContext<T>{layer, layout_, batch_, attention, config_, shape_, buf_.scores, buf_.scorer, stream});
       // 2. which tokens run the FFN
-      detail::mark_kept_tokens(reserve_.rule(config_), Reserve::kNeedsMasses, buf_.scores, batch_, buf_.selection, stream);
+      detail::mark_kept_tokens(reserve_.rule(config_), Reserve::kNeedsMasses, wide_sort_, buf_.scores, batch_,
+                               buf_.selection, stream);
       detail::compact_kept_tokens(batch_, buf_.selection, stream);
       // 3. the one device-to-host copy: the kept count sizes the GEMMs
       int* counts = static_cast<int*>(host_staging_.get()) + 3 * shape_.max_seqs + 1;
@@ -315,6 +319,7 @@ class Pruner {
   BatchLayout layout_;
   DeviceBatch batch_;
   bool planned_ = false;
+  bool wide_sort_ = false;  // how the planned batch's middle segments are sorted (sorted_selection.cuh)
   LayerReport report_;
   LayerObserver observer_;
 };

@@ -114,6 +114,7 @@ std::vector<int> random_lengths(int count, int max_length, unsigned seed) {
 }
 
 const std::vector<int> kBoundaries = {0, 1, 150, 151, 3000};  // 0, 1, P+N, P+N+1, long (P=100, N=50)
+const std::vector<int> kLongMix = {5000, 0, 1, 151, 3000, 9000, 4246};  // longest middle > 4096: one-sort path
 
 }  // namespace
 
@@ -129,6 +130,8 @@ TEST_CASE("CumulativeEta on the GPU selects exactly the host reference's tokens"
       check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {1}, kind, ++seed);
       check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, random_lengths(64, 700, seed), kind,
                       ++seed);
+      // a long sequence switches to the one-sort path (64-bit keys over the whole batch)
+      check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, kLongMix, kind, ++seed);
     }
     check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {32768}, Scores::PowerLaw, ++seed);
     check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {20000, 9000, 3768}, Scores::Ties, ++seed);
@@ -147,6 +150,7 @@ TEST_CASE("TopRatio, TopCount and KeepAll on the GPU select exactly the host ref
     check_selection(ftp::TopRatio{0.4}, ftp::host::TopRatio{0.4}, config, kBoundaries, kind, 7);
     check_selection(ftp::TopRatio{0.05}, ftp::host::TopRatio{0.05}, config, random_lengths(33, 2000, 8), kind, 9);
     check_selection(ftp::TopCount{17}, ftp::host::TopCount{17}, config, kBoundaries, kind, 10);
+    check_selection(ftp::TopCount{700}, ftp::host::TopCount{700}, config, kLongMix, kind, 15);
     check_selection(ftp::TopCount{0}, ftp::host::TopCount{0}, config, random_lengths(16, 400, 11), kind, 12);
     check_selection(ftp::KeepAll{}, ftp::host::KeepAll{}, config, kBoundaries, kind, 13);
   }

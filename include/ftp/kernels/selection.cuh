@@ -48,8 +48,13 @@ static __global__ void fill_seq_of_token_kernel(const int* cu_seqlens, int num_s
 /// Sort inputs and initial flags. One thread per token t of sequence b:
 ///   middle token: key = canonical score (0 if invalid), flag 0; invalid score -> invalid[b] = 1
 ///   reserved token: key = 0, flag 1.   value = t always.
+/// With `wide_keys` (the one-sort path for long sequences) each token also gets a 64-bit key
+///   b << 34 | class << 32 | payload,  class 0 = before the middle, 1 = middle, 2 = after it,
+/// payload = ~bits(score) in the middle (descending scores ascend) and the local index elsewhere.
+/// One ascending radix sort of these keys leaves every reserved token in place and sorts each
+/// middle segment descending within [mid_begin, mid_end), stable, like the segmented sort.
 static __global__ void prepare_selection_kernel(const float* scores, DeviceBatch batch, float* keys, int* values,
-                                         std::uint8_t* flags, int* invalid) {
+                                                std::uint8_t* flags, int* invalid, std::uint64_t* wide_keys) {
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= batch.num_tokens) return;
   const int b = batch.seq_of_token[t];
@@ -66,6 +71,22 @@ static __global__ void prepare_selection_kernel(const float* scores, DeviceBatch
   keys[t] = key;
   values[t] = t;
   flags[t] = middle ? 0 : 1;
+  if (wide_keys != nullptr) {
+    const std::uint64_t cls = t < batch.mid_begin[b] ? 0 : (middle ? 1 : 2);
+    const std::uint32_t payload = middle ? ~__float_as_uint(key) : static_cast<std::uint32_t>(t - batch.cu_seqlens[b]);
+    wide_keys[t] = (static_cast<std::uint64_t>(b) << 34) | (cls << 32) | payload;
+  }
+}
+
+/// sorted_keys[i] = the score encoded in the wide key at middle position i (the one-sort path).
+static __global__ void decode_wide_keys_kernel(const std::uint64_t* sorted_wide_keys, DeviceBatch batch,
+                                               float* sorted_keys) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= batch.num_tokens) return;
+  const int b = batch.seq_of_token[i];
+  if (i >= batch.mid_begin[b] && i < batch.mid_end[b]) {
+    sorted_keys[i] = __uint_as_float(~static_cast<std::uint32_t>(sorted_wide_keys[i]));
+  }
 }
 
 /// masses[i] = fixed-point mass of the sorted key at position i of a middle segment, else 0.

@@ -1,9 +1,17 @@
 // The selection machinery every score-ranked reserve policy shares: validate and sort each
-// sequence's middle scores (CUB segmented radix sort, descending), turn them into exact prefix
-// masses (CUB scan by sequence), apply the policy's rank rule, and compact the kept token indices
-// (CUB select). A policy only supplies the rule; the rest is written once here.
+// sequence's middle scores (descending), turn them into exact prefix masses (CUB scan by
+// sequence), apply the policy's rank rule, and compact the kept token indices (CUB select). A
+// policy only supplies the rule; the rest is written once here.
+//
+// Two ways to sort, same result (stable, descending, ties by token index):
+// - CUB DeviceSegmentedRadixSort over the middle segments, for batches of short sequences: it
+//   gives each segment one thread block, which suits many short segments;
+// - one CUB DeviceRadixSort of 64-bit keys (sequence, class, score) over all T tokens, for batches
+//   with a long sequence, where one block per segment would leave the GPU idle (at 32k tokens
+//   the segmented sort alone took 0.17 ms on an H100).
 #pragma once
 
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_select.cuh>
@@ -23,6 +31,8 @@ namespace ftp::detail {
 /// Workspace slices of the selection, carved from one WorkspaceCarver layout (sizing or carving).
 struct SelectionBuffers {
   float* keys = nullptr;                 // [T] sanitized scores
+  std::uint64_t* wide_keys = nullptr;    // [T] (sequence, class, score) keys of the one-sort path
+  std::uint64_t* sorted_wide_keys = nullptr;  // [T]
   int* values = nullptr;                 // [T] token indices
   float* sorted_keys = nullptr;          // [T]
   int* sorted_values = nullptr;          // [T]
@@ -41,24 +51,29 @@ struct SelectionBuffers {
   /// Bytes CUB needs for the largest batch (each call is sized for max T and B; calls run in turn
   /// on one stream, so they share one temporary buffer).
   static std::size_t cub_bytes(int max_tokens, int max_seqs) {
-    std::size_t sort_bytes = 0, scan_bytes = 0, select_bytes = 0;
+    std::size_t sort_bytes = 0, wide_sort_bytes = 0, scan_bytes = 0, select_bytes = 0;
     const int items = std::max(max_tokens, 1), segments = std::max(max_seqs, 1);
     FTP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
         nullptr, sort_bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
         static_cast<const int*>(nullptr), static_cast<int*>(nullptr), items, segments,
         static_cast<const int*>(nullptr), static_cast<const int*>(nullptr)));
+    FTP_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, wide_sort_bytes, static_cast<const std::uint64_t*>(nullptr),
+                                                   static_cast<std::uint64_t*>(nullptr), static_cast<const int*>(nullptr),
+                                                   static_cast<int*>(nullptr), items));
     FTP_CUDA_CHECK(cub::DeviceScan::InclusiveScanByKey(
         nullptr, scan_bytes, static_cast<const int*>(nullptr), static_cast<const std::uint64_t*>(nullptr),
         static_cast<std::uint64_t*>(nullptr), ::cuda::std::plus<>{}, items));
     FTP_CUDA_CHECK(cub::DeviceSelect::Flagged(nullptr, select_bytes, thrust::counting_iterator<int>(0),
                                               static_cast<const std::uint8_t*>(nullptr), static_cast<int*>(nullptr),
                                               static_cast<int*>(nullptr), items));
-    return std::max({sort_bytes, scan_bytes, select_bytes});
+    return std::max({sort_bytes, wide_sort_bytes, scan_bytes, select_bytes});
   }
 
   void layout(WorkspaceCarver& carver, int max_tokens, int max_seqs) {
     const std::size_t t = static_cast<std::size_t>(max_tokens), b = static_cast<std::size_t>(max_seqs);
     keys = carver.take<float>(t, "selection.keys");
+    wide_keys = carver.take<std::uint64_t>(t, "selection.wide_keys");
+    sorted_wide_keys = carver.take<std::uint64_t>(t, "selection.sorted_wide_keys");
     values = carver.take<int>(t, "selection.values");
     sorted_keys = carver.take<float>(t, "selection.sorted_keys");
     sorted_values = carver.take<int>(t, "selection.sorted_values");
@@ -74,6 +89,12 @@ struct SelectionBuffers {
 
 constexpr int kSelectionThreads = 256;
 
+/// Middle segments longer than this are sorted by the one-sort path (see the file comment).
+constexpr int kLongestSegmentForSegmentedSort = 4096;
+
+/// Chooses the sort for a planned batch from its longest middle segment.
+inline bool use_wide_sort(int longest_middle) { return longest_middle > kLongestSegmentForSegmentedSort; }
+
 inline unsigned grid_for(int items) {
   return static_cast<unsigned>((std::max(items, 1) + kSelectionThreads - 1) / kSelectionThreads);
 }
@@ -81,18 +102,28 @@ inline unsigned grid_for(int items) {
 /// Marks the kept tokens of every sequence in buf.flags: reserved tokens, the tokens `rule` keeps
 /// among each middle segment, and all middle tokens of sequences with an invalid score.
 template <class Rule>
-void mark_kept_tokens(const Rule& rule, bool needs_masses, const float* d_scores, const DeviceBatch& batch,
-                      SelectionBuffers& buf, cudaStream_t stream) {
+void mark_kept_tokens(const Rule& rule, bool needs_masses, bool wide_sort, const float* d_scores,
+                      const DeviceBatch& batch, SelectionBuffers& buf, cudaStream_t stream) {
   const int T = batch.num_tokens, B = batch.num_seqs;
   if (T == 0) return;
   FTP_CUDA_CHECK(cudaMemsetAsync(buf.invalid(B), 0, sizeof(int) * B, stream));
-  kernels::prepare_selection_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(d_scores, batch, buf.keys,
-                                                                                   buf.values, buf.flags, buf.invalid(B));
+  kernels::prepare_selection_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(
+      d_scores, batch, buf.keys, buf.values, buf.flags, buf.invalid(B), wide_sort ? buf.wide_keys : nullptr);
   FTP_CUDA_CHECK_LAUNCH();
   std::size_t bytes = buf.cub_temp_bytes;
-  FTP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
-      buf.cub_temp, bytes, buf.keys, buf.sorted_keys, buf.values, buf.sorted_values, T, B, batch.mid_begin,
-      batch.mid_end, 0, static_cast<int>(sizeof(float) * 8), stream));
+  if (wide_sort) {
+    // key bits in use: 32 payload + 2 class + enough for the sequence index
+    const int end_bit = 34 + ceil_log2(static_cast<std::uint64_t>(B));
+    FTP_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(buf.cub_temp, bytes, buf.wide_keys, buf.sorted_wide_keys, buf.values,
+                                                   buf.sorted_values, T, 0, end_bit, stream));
+    kernels::decode_wide_keys_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(buf.sorted_wide_keys, batch,
+                                                                                    buf.sorted_keys);
+    FTP_CUDA_CHECK_LAUNCH();
+  } else {
+    FTP_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
+        buf.cub_temp, bytes, buf.keys, buf.sorted_keys, buf.values, buf.sorted_values, T, B, batch.mid_begin,
+        batch.mid_end, 0, static_cast<int>(sizeof(float) * 8), stream));
+  }
   if (needs_masses) {
     kernels::quantize_masses_kernel<<<grid_for(T), kSelectionThreads, 0, stream>>>(buf.sorted_keys, batch,
                                                                                    buf.masses);
