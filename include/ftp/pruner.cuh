@@ -119,10 +119,8 @@ class Pruner {
       owned_workspace_.reset(p);
       d_workspace = p;
       workspace_size = needed;
-    } else if (workspace_size < needed) {
-      throw Error("workspace_bytes", detail::concat("argument 'workspace_bytes' = ", workspace_size,
-                                                    " is too small: expected at least ", needed,
-                                                    " (Pruner::workspace_bytes for this shape)"));
+    } else {
+      detail::require_workspace_size(workspace_size, needed);
     }
     workspace_ = d_workspace;
     WorkspaceCarver carver(workspace_, workspace_size);
@@ -156,10 +154,7 @@ class Pruner {
   /// same stream, or an event).
   void plan(const int* h_cu_seqlens, int num_seqs, int num_tokens, cudaStream_t stream) {
     BatchLayout layout = make_batch_layout(h_cu_seqlens, num_seqs, num_tokens);
-    detail::require(num_seqs <= shape_.max_seqs, "num_seqs", num_seqs,
-                    detail::concat("B <= max_seqs = ", shape_.max_seqs, " (the workspace shape)").c_str());
-    detail::require(num_tokens <= shape_.max_tokens, "num_tokens", num_tokens,
-                    detail::concat("T <= max_tokens = ", shape_.max_tokens, " (the workspace shape)").c_str());
+    detail::require_batch_fits(num_seqs, num_tokens, shape_);
     FTP_CUDA_CHECK(cudaEventSynchronize(upload_done_.get()));  // staging is free again
     int* staging = static_cast<int*>(host_staging_.get());
     const int B = num_seqs;

@@ -56,4 +56,23 @@ struct WorkspaceShape {
   int head_dim = 0;      ///< d
 };
 
+namespace detail {
+
+/// Throws ftp::Error naming num_seqs / num_tokens when a batch exceeds what the workspace was sized for.
+inline void require_batch_fits(int num_seqs, int num_tokens, const WorkspaceShape& shape) {
+  require(num_seqs <= shape.max_seqs, "num_seqs", num_seqs,
+          concat("B <= max_seqs = ", shape.max_seqs, " (the workspace shape)").c_str());
+  require(num_tokens <= shape.max_tokens, "num_tokens", num_tokens,
+          concat("T <= max_tokens = ", shape.max_tokens, " (the workspace shape)").c_str());
+}
+
+/// Throws ftp::Error naming workspace_bytes when a caller's buffer is smaller than needed.
+inline void require_workspace_size(std::size_t given, std::size_t needed) {
+  if (given < needed) {
+    throw Error("workspace_bytes", concat("argument 'workspace_bytes' = ", given, " is too small: expected at least ",
+                                          needed, " (Pruner::workspace_bytes for this shape)"));
+  }
+}
+
+}  // namespace detail
 }  // namespace ftp

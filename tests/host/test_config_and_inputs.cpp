@@ -132,3 +132,12 @@ TEST_CASE("workspace carving hands out aligned slices and names the slice that d
   CHECK(reinterpret_cast<unsigned char*>(b) == buffer + 256);
   expect_error([&] { carver.take<float>(1000, "too_big"); }, "workspace", "slice 'too_big'");
 }
+
+TEST_CASE("a batch larger than the workspace shape and a too small caller workspace are rejected") {
+  const ftp::WorkspaceShape shape{4096, 4, 576, 1536, 9, 3, 64};
+  ftp::detail::require_batch_fits(4, 4096, shape);
+  expect_error([&] { ftp::detail::require_batch_fits(5, 100, shape); }, "num_seqs", "B <= max_seqs = 4");
+  expect_error([&] { ftp::detail::require_batch_fits(1, 4097, shape); }, "num_tokens", "T <= max_tokens = 4096");
+  ftp::detail::require_workspace_size(1000, 1000);
+  expect_error([&] { ftp::detail::require_workspace_size(999, 1000); }, "workspace_bytes", "at least 1000");
+}
