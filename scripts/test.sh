@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 # 1. System packages (Debian names); installed only when missing.
-packages=(cmake g++ make doctest-dev doxygen unzip python3-pip nlohmann-json3-dev)
+packages=(cmake g++ make doctest-dev doxygen unzip python3-pip nlohmann-json3-dev clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,6 +32,9 @@ cmake --build build -j"$(nproc)"
 # 4. The GPU suite alone first, so its banner (GPU present / all GPU cases skipped) is visible.
 ./build/tests/ftp_cuda_tests
 
-# 5. Everything through ctest: host tests, GPU tests, consumers (add_subdirectory, find_package),
+# 5. A short fuzz run of the GGUF parser and the tokenizer (libFuzzer, ASan + UBSan), 30 s each.
+bash scripts/fuzz.sh 30
+
+# 6. Everything through ctest: host tests, GPU tests, consumers (add_subdirectory, find_package),
 #    the README snippet, the API docs (warnings are errors).
 ctest --test-dir build --output-on-failure
