@@ -166,6 +166,22 @@ __device__ inline void compute_s_tile(const typename TileLayout<T>::Smem* qs, co
   }
 }
 
+// Address of query row `row` of KV group g in a sequence starting at `start` with n scored
+// queries: query head g*G + row / n at position L - n + row % n.
+template <class T>
+__device__ inline const T* query_row(const Params<T>& p, int start, int length, int n, int g, int group, int row,
+                                     int head_dim) {
+  const int head = g * group + row / n;
+  const int token = start + length - n + row % n;
+  return p.q + static_cast<std::int64_t>(token) * p.q_row_stride + static_cast<std::int64_t>(head) * head_dim;
+}
+
+// Address of the key of packed token `token` in KV head g.
+template <class T>
+__device__ inline const T* key_row(const Params<T>& p, int token, int g, int head_dim) {
+  return p.k + static_cast<std::int64_t>(token) * p.k_row_stride + static_cast<std::int64_t>(g) * head_dim;
+}
+
 }  // namespace lqa
 
 /// Pass 1 (row statistics). Grid: (total key splits, Hkv, ceil(G*N / 64)); block: 256 threads.
@@ -195,12 +211,8 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_row_stats_kernel(const lqa:
   const int key_begin = (split - p.split_offsets[b]) * kKeysPerSplit;
   const int key_end = min(length, key_begin + kKeysPerSplit);
 
-  load_tile<T, D>(qs, rows, [&](int r) {
-    const int row = row_base + r;
-    const int head = g * group + row / n;
-    const int token = start + length - n + row % n;
-    return p.q + static_cast<std::int64_t>(token) * p.q_row_stride + static_cast<std::int64_t>(head) * D;
-  }, p.aligned);
+  load_tile<T, D>(qs, rows, [&](int r) { return query_row(p, start, length, n, g, group, row_base + r, D); },
+                  p.aligned);
 
   // Four threads per row, each over 16 keys of the tile; state lives in the four threads alike.
   const int my_row = threadIdx.x / 4;
@@ -211,9 +223,7 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_row_stats_kernel(const lqa:
   for (int tile = key_begin; tile < key_end; tile += kKeys) {
     const int valid = min(kKeys, key_end - tile);
     __syncthreads();  // previous tile's readers are done with ks and s
-    load_tile<T, D>(ks, valid, [&](int r) {
-      return p.k + static_cast<std::int64_t>(start + tile + r) * p.k_row_stride + static_cast<std::int64_t>(g) * D;
-    }, p.aligned);
+    load_tile<T, D>(ks, valid, [&](int r) { return key_row(p, start + tile + r, g, D); }, p.aligned);
     __syncthreads();
     compute_s_tile<T, D>(qs, ks, s);
     __syncthreads();
@@ -300,18 +310,12 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_key_scores_kernel(const lqa
   const int quarter = threadIdx.x % 4;
   float score = 0.0f;
 
-  load_tile<T, D>(ks, valid, [&](int r) {
-    return p.k + static_cast<std::int64_t>(start + tile + r) * p.k_row_stride + static_cast<std::int64_t>(g) * D;
-  }, p.aligned);
+  load_tile<T, D>(ks, valid, [&](int r) { return key_row(p, start + tile + r, g, D); }, p.aligned);
   for (int row_base = 0; row_base < group * n; row_base += kRows) {
     const int rows = min(kRows, group * n - row_base);
     __syncthreads();  // previous chunk's readers are done with qs, s, row_lse
-    load_tile<T, D>(qs, rows, [&](int r) {
-      const int row = row_base + r;
-      const int head = g * group + row / n;
-      const int token = start + length - n + row % n;
-      return p.q + static_cast<std::int64_t>(token) * p.q_row_stride + static_cast<std::int64_t>(head) * D;
-    }, p.aligned);
+    load_tile<T, D>(qs, rows, [&](int r) { return query_row(p, start, length, n, g, group, row_base + r, D); },
+                    p.aligned);
     for (int r = threadIdx.x; r < kRows; r += kThreads) {
       const int row = row_base + r;
       row_lse[r] = r < rows ? p.lse[(static_cast<std::int64_t>(b) * p.num_q_heads + g * group + row / n) *
