@@ -1,0 +1,973 @@
+// llama3::DeviceModel: the Llama forward pass on the GPU in bf16, every FFN block run through
+// ftp::Pruner (dense or FTP). One sequence at a time: prefill from position 0, then decode steps
+// against the KV cache.
+//
+// Shape letters as in kernels/common.cuh: T tokens of the prompt (L for one sequence; B = 1 here),
+// C hidden, I FFN width, Hq / Hkv heads, d head size, V vocabulary, S = max_tokens (KV capacity),
+// QKV = (Hq + 2 Hkv) d, the width of the fused q/k/v projection.
+//
+// One decoder layer, as in the paper's Figure 4 (attention, then the FFN on the kept tokens only):
+//   n = RMSNorm(h)                         attn_norm
+//   q|k|v = n Wqkv^T (+ bqkv)              one GEMM into [T, QKV]
+//   q, k = RoPE(q, k)                      in place, positions 0..T-1
+//   cache[k, v] = k, v                     for later decode steps
+//   h += causal_attention(q, k, v) Wo^T    the o-proj GEMM adds into the residual (beta = 1)
+//   pruner.run(layer, {q, k}, h, FFN)      scores tokens by the last queries' attention, keeps the
+//                                          important ones, h[kept] += FFN(h[kept])
+//
+// Two constructors: from HostWeights (a GGUF file) or synthetic random weights of any shape filled
+// on the GPU (benchmarks: Llama3-8B shape without a file). synthetic_host_weights() gives the very
+// same synthetic values on the host, so the CPU reference can check the synthetic path as well.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ftp/pruner.cuh"
+#include "ftp/reserve/keep_all.cuh"
+#include "ftp/workspace.hpp"
+#include "llama3/bf16.hpp"
+#include "llama3/cpu_reference.hpp"
+#include "llama3/host_weights.hpp"
+#include "llama3/kernels/attention_decode.cuh"
+#include "llama3/kernels/attention_prefill.cuh"
+#include "llama3/kernels/common.cuh"
+#include "llama3/kernels/embedding.cuh"
+#include "llama3/kernels/rmsnorm.cuh"
+#include "llama3/kernels/rope.cuh"
+#include "llama3/kernels/sampling.cuh"
+#include "llama3/model_config.hpp"
+
+namespace llama3 {
+
+using kernels::bf16;
+
+// ---- synthetic weights -------------------------------------------------------------------------
+
+/// Which tensor a synthetic value belongs to: part of the hash input, so every tensor differs.
+enum class SyntheticTensor : std::uint32_t {
+  TokenEmbd = 0, OutputNorm, Output,
+  AttnNorm = 16, Wq, Wk, Wv, Wo, Bq, Bk, Bv, FfnNorm, Gate, Up, Down,
+  kPerLayer = 16,  // ids of layer l: base + 16 l
+};
+
+/// Element i of a synthetic tensor: offset + scale * u with u uniform in [-1, 1) from a counter hash
+/// of (seed, tensor, i). Host and device produce the same bits: an exact int -> float, then one
+/// rounded multiply and one rounded add (no FMA contraction on either side).
+__host__ __device__ inline float synthetic_value(std::uint64_t seed, std::uint32_t tensor, std::uint64_t i,
+                                                 float offset, float scale) {
+  std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + (static_cast<std::uint64_t>(tensor) << 40) + i;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finalizer
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  const int v = static_cast<int>(z >> 40) - (1 << 23);  // 24 random bits, centered: |v| <= 2^23
+  const float step = scale / 8388608.0f;                // scale / 2^23: exact (power of two)
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(offset, __fmul_rn(static_cast<float>(v), step));
+#else
+  volatile float product = static_cast<float>(v) * step;  // volatile: keeps the compiler from fusing
+  return offset + product;
+#endif
+}
+
+namespace model_detail {
+
+/// (offset, scale) of each synthetic tensor: weights ~ U(-sqrt(3/fan_in), sqrt(3/fan_in)) (unit
+/// variance through every projection), norm weights 1 +- 0.1, logits scaled x4 so that the top-1
+/// margin of random logits stands well above bf16 noise.
+struct SyntheticScale {
+  float offset, scale;
+};
+
+inline SyntheticScale synthetic_scale(const LlamaConfig& c, SyntheticTensor t) {
+  const auto fan_in = [](std::int64_t n) { return static_cast<float>(std::sqrt(3.0 / static_cast<double>(n))); };
+  switch (t) {
+    case SyntheticTensor::TokenEmbd: return {0.f, 1.f};
+    case SyntheticTensor::OutputNorm:
+    case SyntheticTensor::AttnNorm:
+    case SyntheticTensor::FfnNorm: return {1.f, 0.1f};
+    case SyntheticTensor::Output: return {0.f, 4.f * fan_in(c.hidden)};
+    case SyntheticTensor::Wq:
+    case SyntheticTensor::Wk:
+    case SyntheticTensor::Wv:
+    case SyntheticTensor::Gate:
+    case SyntheticTensor::Up: return {0.f, fan_in(c.hidden)};
+    case SyntheticTensor::Wo: return {0.f, fan_in(c.q_dim())};
+    case SyntheticTensor::Down: return {0.f, fan_in(c.ffn)};
+    case SyntheticTensor::Bq:
+    case SyntheticTensor::Bk:
+    case SyntheticTensor::Bv: return {0.f, 0.1f};
+    default: return {0.f, 1.f};
+  }
+}
+
+inline std::uint32_t tensor_id(SyntheticTensor t, std::int64_t layer = 0) {
+  const std::uint32_t base = static_cast<std::uint32_t>(t);
+  return base >= static_cast<std::uint32_t>(SyntheticTensor::AttnNorm)
+             ? base + static_cast<std::uint32_t>(SyntheticTensor::kPerLayer) * static_cast<std::uint32_t>(layer)
+             : base;
+}
+
+}  // namespace model_detail
+
+/// The synthetic weights of DeviceModel(config, seed, ...) on the host, bit for bit (for the CPU
+/// reference; use it for small shapes only: it holds the whole model in host memory).
+inline HostWeights synthetic_host_weights(const LlamaConfig& c, std::uint64_t seed) {
+  using model_detail::synthetic_scale;
+  using model_detail::tensor_id;
+  const auto make = [&](SyntheticTensor t, std::int64_t layer, std::int64_t n) {
+    const model_detail::SyntheticScale s = synthetic_scale(c, t);
+    std::vector<uint16_t> v(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      v[static_cast<std::size_t>(i)] =
+          bf16_from_float(synthetic_value(seed, tensor_id(t, layer), static_cast<std::uint64_t>(i), s.offset, s.scale));
+    }
+    return v;
+  };
+  const std::int64_t C = c.hidden, I = c.ffn, QD = c.q_dim(), KVD = c.kv_dim(), V = c.vocab;
+  HostWeights w;
+  w.token_embd = make(SyntheticTensor::TokenEmbd, 0, V * C);
+  w.output_norm = make(SyntheticTensor::OutputNorm, 0, C);
+  w.output = make(SyntheticTensor::Output, 0, V * C);
+  w.tied_output = false;
+  w.layers.resize(static_cast<std::size_t>(c.n_layers));
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = w.layers[static_cast<std::size_t>(l)];
+    L.attn_norm = make(SyntheticTensor::AttnNorm, l, C);
+    L.wq = make(SyntheticTensor::Wq, l, QD * C);
+    L.wk = make(SyntheticTensor::Wk, l, KVD * C);
+    L.wv = make(SyntheticTensor::Wv, l, KVD * C);
+    L.wo = make(SyntheticTensor::Wo, l, C * QD);
+    if (c.qkv_bias) {
+      L.bq = make(SyntheticTensor::Bq, l, QD);
+      L.bk = make(SyntheticTensor::Bk, l, KVD);
+      L.bv = make(SyntheticTensor::Bv, l, KVD);
+    }
+    L.ffn_norm = make(SyntheticTensor::FfnNorm, l, C);
+    L.w_gate = make(SyntheticTensor::Gate, l, I * C);
+    L.w_up = make(SyntheticTensor::Up, l, I * C);
+    L.w_down = make(SyntheticTensor::Down, l, C * I);
+  }
+  return w;
+}
+
+/// A Llama-architecture config of any shape, for synthetic weights (no file): Llama 3 RoPE
+/// (adjacent pairs, theta 500000, no scaling), RMSNorm eps 1e-5, no biases.
+inline LlamaConfig synthetic_config(int layers, int C, int I, int Hq, int Hkv, int d, int V, int context) {
+  LlamaConfig c;
+  c.architecture = "llama";
+  c.context_length = context;
+  c.hidden = C;
+  c.ffn = I;
+  c.n_layers = layers;
+  c.n_heads = Hq;
+  c.n_kv_heads = Hkv;
+  c.head_dim = d;
+  c.rope_dim = d;
+  c.vocab = V;
+  c.rope_theta = 500000.0;
+  c.rms_eps = 1e-5;
+  c.rope_style = RopeStyle::Interleaved;
+  return c;
+}
+
+/// Llama 3.1 8B's shape and RoPE (llama3 scaling, 128k context): the benchmarks' synthetic model.
+inline LlamaConfig llama3_8b_shape() {
+  LlamaConfig c = synthetic_config(32, 4096, 14336, 32, 8, 128, 128256, 131072);
+  c.rope_scaling.type = RopeScalingType::Llama3;
+  c.rope_scaling.factor = 8.0;
+  c.rope_scaling.original_context_length = 8192;
+  c.rope_scaling.low_freq_factor = 1.0;
+  c.rope_scaling.high_freq_factor = 4.0;
+  return c;
+}
+
+// ---- small kernels of the forward pass -----------------------------------------------------------
+
+namespace model_kernels {
+
+// fill_synthetic_kernel: w[i] = bf16(synthetic_value(seed, tensor, i, offset, scale)), i < n.
+//   w [n] bf16. Grid-stride, one element per thread and step.
+template <int kUnused = 0>
+__global__ void fill_synthetic_kernel(bf16* __restrict__ w, std::int64_t n, std::uint64_t seed, std::uint32_t tensor,
+                                      float offset, float scale) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    w[i] = __float2bfloat16_rn(synthetic_value(seed, tensor, static_cast<std::uint64_t>(i), offset, scale));
+  }
+}
+
+// add_bias_kernel: x[t, j] = bf16(x[t, j] + b[j]) for t < T, j < n (Qwen2's q/k/v biases).
+//   x [T, n] bf16 (row stride n), b [n] bf16. The GEMM already rounded x once; the second rounding
+//   is within bf16 tolerance of HF's fused bias.
+template <int kUnused = 0>
+__global__ void add_bias_kernel(bf16* __restrict__ x, const bf16* __restrict__ b, int T, int n) {
+  const std::int64_t total = static_cast<std::int64_t>(T) * n;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    x[i] = __float2bfloat16_rn(__bfloat162float(x[i]) + __bfloat162float(b[i % n]));
+  }
+}
+
+inline unsigned grid_for(std::int64_t items, int threads) {
+  return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>((items + threads - 1) / threads, 65535LL * 16)));
+}
+
+}  // namespace model_kernels
+
+// ---- the model -----------------------------------------------------------------------------------
+
+namespace model_detail {
+
+inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw std::runtime_error(std::string("cuBLAS error ") + cublasGetStatusString(status) + " in " + call + " at " +
+                             file + ":" + std::to_string(line));
+  }
+}
+#define LLAMA3_CUBLAS_CHECK(call) ::llama3::model_detail::check_cublas((call), #call, __FILE__, __LINE__)
+
+struct CudaFree {
+  void operator()(void* p) const noexcept { cudaFree(p); }
+};
+struct CudaFreeHost {
+  void operator()(void* p) const noexcept { cudaFreeHost(p); }
+};
+
+inline double gib(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0); }
+
+inline std::string gib_text(std::size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", gib(bytes));
+  return buf;
+}
+
+/// One device allocation of `bytes`, with a message naming what it was for when it fails.
+inline std::unique_ptr<void, CudaFree> device_alloc(std::size_t bytes, const char* what) {
+  void* p = nullptr;
+  const cudaError_t status = cudaMalloc(&p, std::max<std::size_t>(bytes, 1));
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error state of a failed allocation
+    std::size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    throw std::runtime_error(std::string("DeviceModel: cudaMalloc of ") + gib_text(bytes) + " for the " + what +
+                             " failed (" + cudaGetErrorString(status) + "); " + gib_text(free_bytes) + " of " +
+                             gib_text(total_bytes) + " free");
+  }
+  return std::unique_ptr<void, CudaFree>(p);
+}
+
+template <class Out>
+constexpr cudaDataType_t cuda_type() {
+  return std::is_same_v<Out, float> ? CUDA_R_32F : CUDA_R_16BF;
+}
+
+/// out[M, n] = x[M, k] . w[n, k]^T + beta * out, all row-major (ld = row length), fp32 accumulation.
+/// cuBLAS is column-major: row-major out is out^T [n, M] = w x^T, so A = w with op T.
+template <class Out>
+void gemm(cublasHandle_t handle, int M, int n, int k, const bf16* x, const bf16* w, Out* out, float beta) {
+  if (M == 0) return;
+  const float alpha = 1.0f;
+  LLAMA3_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, M, k, &alpha, w, CUDA_R_16BF, k, x,
+                                   CUDA_R_16BF, k, &beta, out, cuda_type<Out>(), n, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT));
+}
+
+/// The stream, timing events and cuBLAS handle of a DeviceModel. A base class, so they are released
+/// after every member (the pruners and buffers) and also when a constructor throws half-way.
+struct Handles {
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+
+  Handles() = default;
+  Handles(const Handles&) = delete;
+  Handles& operator=(const Handles&) = delete;
+  ~Handles() {
+    if (cublas_ != nullptr) cublasDestroy(cublas_);
+    if (start_ != nullptr) cudaEventDestroy(start_);
+    if (stop_ != nullptr) cudaEventDestroy(stop_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+};
+
+constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;  // cuBLAS docs: 32 MiB on Hopper
+constexpr int kLogitRows = 64;  // rows per logits GEMM when every position's logits are wanted
+
+}  // namespace model_detail
+
+/// Next-token choice: greedy when temperature == 0, else softmax(logits / temperature) sampled
+/// with the caller's uniform draw u in [0, 1) (reproducible runs).
+struct Sampling {
+  float temperature = 0.0f;
+  float u = 0.0f;
+};
+
+/// What one prefill did.
+struct PrefillResult {
+  int num_tokens = 0;               ///< L
+  std::int32_t next_token = -1;     ///< sampled from the last position's logits
+  float ttft_ms = 0.0f;             ///< CUDA events: embedding -> first token sampled
+  std::vector<int> kept_per_layer;  ///< FFN rows each layer ran on (L for dense layers)
+  bool ftp = false;
+
+  double kept_fraction(std::size_t layer) const {
+    return num_tokens == 0 ? 1.0 : static_cast<double>(kept_per_layer[layer]) / num_tokens;
+  }
+  /// FFN rows run over all layers / (L x layers).
+  double mean_kept_fraction() const {
+    if (kept_per_layer.empty() || num_tokens == 0) return 1.0;
+    double sum = 0;
+    for (int k : kept_per_layer) sum += k;
+    return sum / (static_cast<double>(num_tokens) * kept_per_layer.size());
+  }
+};
+
+/// A Llama-architecture model on one GPU, bf16 weights and activations (fp32 accumulation), with
+/// a KV cache and activations for prompts of up to `max_tokens` tokens. Not copyable or movable
+/// (the pruners' observers point at it). All work runs on one stream owned by the model.
+class DeviceModel : private model_detail::Handles {
+ public:
+  using FtpPruner = ftp::Pruner<bf16>;  ///< LastQueriesAttention + CumulativeEta + CublasSwiGLU
+  using DensePruner = ftp::Pruner<bf16, ftp::LastQueriesAttention, ftp::KeepAll>;
+
+  /// Uploads `weights` (checked against `config`). `ftp_config`: P, N, F, eta of FTP prefills.
+  DeviceModel(const LlamaConfig& config, const HostWeights& weights, int max_tokens,
+              const ftp::Config& ftp_config = ftp::Config::llama3())
+      : config_(config), max_tokens_(max_tokens) {
+    init(ftp_config);
+    upload(weights);
+  }
+
+  /// Synthetic random weights of any shape, filled on the GPU from `seed` (the same values as
+  /// synthetic_host_weights(config, seed)).
+  DeviceModel(const LlamaConfig& config, std::uint64_t seed, int max_tokens,
+              const ftp::Config& ftp_config = ftp::Config::llama3())
+      : config_(config), max_tokens_(max_tokens) {
+    init(ftp_config);
+    fill_synthetic(seed);
+  }
+
+  DeviceModel(const DeviceModel&) = delete;
+  DeviceModel& operator=(const DeviceModel&) = delete;
+
+  ~DeviceModel() {
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);  // members free memory after this
+  }
+
+  /// Device bytes this model needs for `config` and `max_tokens`: weights, KV cache, activations,
+  /// the two pruners' workspaces (FFN chunk buffers, scorer, selection). Needs a CUDA device (the
+  /// pruners' sort sizes come from CUB's size queries).
+  static std::size_t device_bytes(const LlamaConfig& config, int max_tokens,
+                                  const ftp::Config& ftp_config = ftp::Config::llama3()) {
+    Sizes s = sizes(config, max_tokens, ftp_config);
+    return s.weights + s.activations + s.ftp_workspace + s.dense_workspace;
+  }
+
+  /// Prefill of one prompt from position 0: fills the KV cache, computes the last position's
+  /// logits (last_logits()) and samples the first new token. With `ftp_enabled` the FFN blocks
+  /// prune tokens with the FTP config; otherwise every token runs every FFN (ftp::KeepAll).
+  PrefillResult prefill(const std::vector<std::int32_t>& tokens, bool ftp_enabled, const Sampling& sampling = {}) {
+    return run_prefill(tokens, ftp_enabled, sampling, nullptr);
+  }
+
+  /// Logits of every position, [L, V] row-major fp32 (tests against the CPU reference; the
+  /// rows are computed 64 at a time, so any L <= max_tokens works). Also a full prefill.
+  std::vector<float> prefill_all_logits(const std::vector<std::int32_t>& tokens, bool ftp_enabled,
+                                        PrefillResult* result = nullptr) {
+    std::vector<float> logits;
+    PrefillResult r = run_prefill(tokens, ftp_enabled, Sampling{}, &logits);
+    if (result != nullptr) *result = std::move(r);
+    return logits;
+  }
+
+  /// One decode step: token `token` at position `pos` (= the number of tokens already cached)
+  /// attends to the cache, its k/v are appended, the FFN runs through the dense pruner (one token
+  /// is never pruned). Returns the sampled next token; last_logits() holds its logits.
+  std::int32_t decode_step(std::int32_t token, int pos, const Sampling& sampling = {}) {
+    const int C = hidden(), QKV = qkv_dim(), KV = kv_dim(), QD = q_dim();
+    if (pos < 0 || pos > cached_) {
+      throw std::runtime_error("decode_step: position " + std::to_string(pos) + " leaves a gap: the KV cache holds " +
+                               std::to_string(cached_) + " positions (decode the next position, " +
+                               std::to_string(cached_) + ")");
+    }
+    if (pos >= max_tokens_) {
+      throw std::runtime_error("decode_step: position " + std::to_string(pos) + " is past the KV cache (max_tokens = " +
+                               std::to_string(max_tokens_) + "); build the model with a larger max_tokens");
+    }
+    check_token(token, "decode_step");
+    if (!decode_planned_) {
+      const int cu[2] = {0, 1};
+      dense_pruner_->plan(cu, 1, 1, stream_);
+      decode_planned_ = true;
+    }
+    int* staging = static_cast<int*>(host_ints_.get());
+    staging[0] = token;
+    staging[1] = pos;
+    staging[2] = pos + 1;
+    LLAMA3_CUDA_CHECK(cudaMemcpyAsync(a_.step, staging, 3 * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    const int* d_token = a_.step;
+    const int* d_pos = a_.step + 1;
+    const int* d_len = a_.step + 2;
+
+    kernels::launch_embedding(w_.token_embd, d_token, a_.hidden, 1, C, vocab(), nullptr, stream_);
+    for (int l = 0; l < layers(); ++l) {
+      const LayerParams& L = w_.layers[static_cast<std::size_t>(l)];
+      bf16* q = a_.qkv;
+      bf16* k = a_.qkv + QD;
+      bf16* v = a_.qkv + QD + KV;
+      kernels::launch_rmsnorm(a_.hidden, L.attn_norm, a_.normed, 1, C, eps(), stream_);
+      model_detail::gemm(cublas_, 1, QKV, C, a_.normed, L.wqkv, a_.qkv, 0.0f);
+      if (L.bqkv != nullptr) add_bias(L.bqkv, 1);
+      rope(q, k, d_pos, 1);
+      LLAMA3_CUDA_CHECK(cudaMemcpyAsync(k_cache(l) + static_cast<std::int64_t>(pos) * KV, k, KV * sizeof(bf16),
+                                        cudaMemcpyDeviceToDevice, stream_));
+      LLAMA3_CUDA_CHECK(cudaMemcpyAsync(v_cache(l) + static_cast<std::int64_t>(pos) * KV, v, KV * sizeof(bf16),
+                                        cudaMemcpyDeviceToDevice, stream_));
+      attention_decode(q, l, d_len, pos + 1);
+      model_detail::gemm(cublas_, 1, C, QD, a_.attn, L.wo, a_.hidden, 1.0f);
+      dense_pruner_->run(l, attention_view(q, k), residual_view(), ffn_weights(L), stream_);
+    }
+    cached_ = pos + 1;
+    last_logits_row(0);
+    enqueue_sample(sampling);
+    return read_sampled();
+  }
+
+  /// The logits [V] of the latest prefill's last position or the latest decode step (a copy).
+  std::vector<float> last_logits() const {
+    std::vector<float> out(static_cast<std::size_t>(vocab()));
+    LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    LLAMA3_CUDA_CHECK(cudaMemcpy(out.data(), a_.logits, out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    return out;
+  }
+
+  /// Replaces the FTP settings of later FTP prefills (rebuilds that pruner and its workspace).
+  void set_ftp_config(const ftp::Config& ftp_config) {
+    LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    ftp_pruner_.reset();
+    ftp_pruner_ = std::make_unique<FtpPruner>(ftp_config, pruner_shape());
+    ftp_pruner_->set_observer([this](const ftp::LayerReport& r) { record(r); });
+  }
+
+  const ftp::Config& ftp_config() const { return ftp_pruner_->config(); }
+  const LlamaConfig& config() const { return config_; }
+  int max_tokens() const { return max_tokens_; }
+  /// Positions now in the KV cache (the next decode position).
+  int cached_tokens() const { return cached_; }
+  cudaStream_t stream() const { return stream_; }
+  /// Device bytes of weights (fused as uploaded).
+  std::size_t weight_bytes() const { return sizes_.weights; }
+
+ private:
+  // Device pointers of one layer (all inside the weights allocation).
+  struct LayerParams {
+    bf16* attn_norm = nullptr;  // [C]
+    bf16* wqkv = nullptr;       // [QKV, C]: Wq rows, then Wk, then Wv
+    bf16* bqkv = nullptr;       // [QKV] or null
+    bf16* wo = nullptr;         // [C, Hq d]
+    bf16* ffn_norm = nullptr;   // [C]
+    bf16* gate_up = nullptr;    // [2I, C]: gate rows, then up
+    bf16* down = nullptr;       // [C, I]
+  };
+  struct Weights {
+    bf16* token_embd = nullptr;   // [V, C]
+    bf16* output_norm = nullptr;  // [C]
+    bf16* output = nullptr;       // [V, C]; = token_embd when tied
+    std::vector<LayerParams> layers;
+  };
+  struct Activations {
+    int* tokens = nullptr;       // [S] prompt ids
+    int* positions = nullptr;    // [S] 0, 1, ..., S-1
+    int* cu_seqlens = nullptr;   // [2] {0, L}
+    int* step = nullptr;         // [3] decode: token, position, length
+    int* next_token = nullptr;   // [1] sampled id
+    float* inv_freq = nullptr;   // [d/2] RoPE inverse wavelengths (0 past rope_dim: no rotation)
+    bf16* hidden = nullptr;      // [S, C] residual stream
+    bf16* normed = nullptr;      // [S, C]
+    bf16* qkv = nullptr;         // [S, QKV]
+    bf16* attn = nullptr;        // [S, Hq d]
+    bf16* kv_cache = nullptr;    // [layers][2][S, Hkv d]: keys, then values, of each layer
+    float* logits = nullptr;     // [kLogitRows, V]
+    void* decode_ws = nullptr;   // launch_attention_decode's split buffers
+    std::size_t decode_ws_bytes = 0;
+    void* cublas_ws = nullptr;   // kCublasWorkspaceBytes
+  };
+  struct Sizes {
+    std::size_t weights = 0, activations = 0, kv_cache = 0, ftp_workspace = 0, dense_workspace = 0;
+  };
+
+  // ---- shape shorthands ----
+  int hidden() const { return static_cast<int>(config_.hidden); }
+  int ffn() const { return static_cast<int>(config_.ffn); }
+  int layers() const { return static_cast<int>(config_.n_layers); }
+  int q_heads() const { return static_cast<int>(config_.n_heads); }
+  int kv_heads() const { return static_cast<int>(config_.n_kv_heads); }
+  int head_dim() const { return static_cast<int>(config_.head_dim); }
+  int q_dim() const { return static_cast<int>(config_.q_dim()); }
+  int kv_dim() const { return static_cast<int>(config_.kv_dim()); }
+  int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+  int vocab() const { return static_cast<int>(config_.vocab); }
+  float eps() const { return static_cast<float>(config_.rms_eps); }
+
+  bf16* k_cache(int layer) const {
+    return a_.kv_cache + static_cast<std::size_t>(layer) * 2 * static_cast<std::size_t>(max_tokens_) * kv_dim();
+  }
+  bf16* v_cache(int layer) const { return k_cache(layer) + static_cast<std::size_t>(max_tokens_) * kv_dim(); }
+
+  ftp::WorkspaceShape pruner_shape() const {
+    return ftp::WorkspaceShape{max_tokens_, 1, hidden(), ffn(), q_heads(), kv_heads(), head_dim()};
+  }
+
+  // ---- layouts: run once to size (no buffer), once to carve (ftp::WorkspaceCarver) ----
+  static void layout_weights(ftp::WorkspaceCarver& carver, const LlamaConfig& c, bool tied, bool biases, Weights& w) {
+    const std::size_t C = c.hidden, I = c.ffn, QD = c.q_dim(), KVD = c.kv_dim(), V = c.vocab;
+    const std::size_t QKV = QD + 2 * KVD;
+    w.token_embd = carver.take<bf16>(V * C, "token_embd");
+    w.output_norm = carver.take<bf16>(C, "output_norm");
+    w.output = tied ? w.token_embd : carver.take<bf16>(V * C, "output");
+    w.layers.assign(static_cast<std::size_t>(c.n_layers), LayerParams{});
+    for (LayerParams& L : w.layers) {
+      L.attn_norm = carver.take<bf16>(C, "attn_norm");
+      L.wqkv = carver.take<bf16>(QKV * C, "wqkv");
+      L.bqkv = biases ? carver.take<bf16>(QKV, "bqkv") : nullptr;
+      L.wo = carver.take<bf16>(C * QD, "wo");
+      L.ffn_norm = carver.take<bf16>(C, "ffn_norm");
+      L.gate_up = carver.take<bf16>(2 * I * C, "gate_up");
+      L.down = carver.take<bf16>(C * I, "down");
+    }
+  }
+
+  static void layout_activations(ftp::WorkspaceCarver& carver, const LlamaConfig& c, int max_tokens, Activations& a,
+                                 std::size_t* kv_bytes = nullptr) {
+    const std::size_t S = static_cast<std::size_t>(max_tokens), C = c.hidden, QD = c.q_dim(), KVD = c.kv_dim();
+    const std::size_t QKV = QD + 2 * KVD, V = c.vocab;
+    a.tokens = carver.take<int>(S, "tokens");
+    a.positions = carver.take<int>(S, "positions");
+    a.cu_seqlens = carver.take<int>(2, "cu_seqlens");
+    a.step = carver.take<int>(3, "step");
+    a.next_token = carver.take<int>(1, "next_token");
+    a.inv_freq = carver.take<float>(static_cast<std::size_t>(c.head_dim / 2), "inv_freq");
+    a.hidden = carver.take<bf16>(S * C, "hidden");
+    a.normed = carver.take<bf16>(S * C, "normed");
+    a.qkv = carver.take<bf16>(S * QKV, "qkv");
+    a.attn = carver.take<bf16>(S * QD, "attn");
+    const std::size_t before_kv = carver.used();
+    a.kv_cache = carver.take<bf16>(static_cast<std::size_t>(c.n_layers) * 2 * S * KVD, "kv_cache");
+    if (kv_bytes != nullptr) *kv_bytes = carver.used() - before_kv;
+    a.logits = carver.take<float>(model_detail::kLogitRows * V, "logits");
+    a.decode_ws_bytes = kernels::attention_decode_workspace_bytes(1, static_cast<int>(c.n_heads),
+                                                                  static_cast<int>(c.head_dim), max_tokens);
+    a.decode_ws = carver.take<std::uint8_t>(a.decode_ws_bytes, "decode_ws");
+    a.cublas_ws = carver.take<std::uint8_t>(model_detail::kCublasWorkspaceBytes, "cublas_ws");
+  }
+
+  static Sizes sizes(const LlamaConfig& c, int max_tokens, const ftp::Config& ftp_config, bool tied = false,
+                     bool biases = false) {
+    Sizes s;
+    ftp::WorkspaceCarver wc;
+    Weights w;
+    layout_weights(wc, c, tied, biases || c.qkv_bias, w);
+    s.weights = wc.used();
+    ftp::WorkspaceCarver ac;
+    Activations a;
+    layout_activations(ac, c, max_tokens, a, &s.kv_cache);
+    s.activations = ac.used();
+    const ftp::WorkspaceShape shape{max_tokens, 1, static_cast<int>(c.hidden), static_cast<int>(c.ffn),
+                                    static_cast<int>(c.n_heads), static_cast<int>(c.n_kv_heads),
+                                    static_cast<int>(c.head_dim)};
+    s.ftp_workspace = FtpPruner::workspace_bytes(shape, ftp_config);
+    s.dense_workspace = DensePruner::workspace_bytes(shape, ftp_config);
+    return s;
+  }
+
+  // ---- construction ----
+  void validate_config() const {
+    const LlamaConfig& c = config_;
+    const auto fail = [](const std::string& m) { throw std::runtime_error("DeviceModel: " + m); };
+    if (max_tokens_ < 1) fail("max_tokens is " + std::to_string(max_tokens_) + ": expected >= 1");
+    if (c.n_layers < 1 || c.hidden < 1 || c.ffn < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.vocab < 1) {
+      fail("config has a zero or negative size");
+    }
+    if (c.head_dim != 64 && c.head_dim != 128) {
+      fail("head size d = " + std::to_string(c.head_dim) + " is not supported: the attention kernels take 64 or 128");
+    }
+    if (c.n_heads % c.n_kv_heads != 0 || c.n_heads / c.n_kv_heads > 8) {
+      fail("Hq / Hkv = " + std::to_string(c.n_heads) + " / " + std::to_string(c.n_kv_heads) +
+           " is not supported: expected a whole group size of at most 8 (decode attention)");
+    }
+    if (c.hidden % 8 != 0 || c.ffn % 8 != 0) {
+      fail("C = " + std::to_string(c.hidden) + " and I = " + std::to_string(c.ffn) +
+           " must be multiples of 8 (16-byte row accesses)");
+    }
+    if (c.rope_style == RopeStyle::NeoX && c.rope_dim != c.head_dim) {
+      fail("partial NeoX RoPE (rope_dim " + std::to_string(c.rope_dim) + " < d " + std::to_string(c.head_dim) +
+           ") is not supported");
+    }
+    if (c.vocab > (std::int64_t(1) << 31) - 1 || static_cast<std::int64_t>(max_tokens_) * c.hidden > (std::int64_t(1) << 40)) {
+      fail("sizes out of range");
+    }
+  }
+
+  void init(const ftp::Config& ftp_config) {
+    validate_config();
+    sizes_ = sizes(config_, max_tokens_, ftp_config);
+    std::size_t free_bytes = 0, total_bytes = 0;
+    LLAMA3_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const std::size_t need = sizes_.weights + sizes_.activations + sizes_.ftp_workspace + sizes_.dense_workspace;
+    if (need > free_bytes) {
+      throw std::runtime_error(
+          "DeviceModel: needs " + model_detail::gib_text(need) + " of GPU memory for max_tokens = " +
+          std::to_string(max_tokens_) + " (weights " + model_detail::gib_text(sizes_.weights) + ", KV cache " +
+          model_detail::gib_text(sizes_.kv_cache) + ", activations " +
+          model_detail::gib_text(sizes_.activations - sizes_.kv_cache) + ", FFN/pruner workspaces " +
+          model_detail::gib_text(sizes_.ftp_workspace + sizes_.dense_workspace) + ") but only " +
+          model_detail::gib_text(free_bytes) + " of " + model_detail::gib_text(total_bytes) +
+          " are free; use fewer max tokens");
+    }
+    LLAMA3_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    LLAMA3_CUDA_CHECK(cudaEventCreate(&start_));
+    LLAMA3_CUDA_CHECK(cudaEventCreate(&stop_));
+
+    activations_mem_ = model_detail::device_alloc(sizes_.activations, "KV cache and activations");
+    ftp::WorkspaceCarver ac(activations_mem_.get(), sizes_.activations);
+    layout_activations(ac, config_, max_tokens_, a_);
+
+    LLAMA3_CUBLAS_CHECK(cublasCreate(&cublas_));
+    LLAMA3_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));  // resets the workspace: set it after
+    LLAMA3_CUBLAS_CHECK(cublasSetWorkspace(cublas_, a_.cublas_ws, model_detail::kCublasWorkspaceBytes));
+
+    void* pinned = nullptr;
+    LLAMA3_CUDA_CHECK(cudaMallocHost(&pinned, 4 * sizeof(int)));
+    host_ints_.reset(pinned);
+
+    std::vector<int> positions(static_cast<std::size_t>(max_tokens_));
+    for (int i = 0; i < max_tokens_; ++i) positions[static_cast<std::size_t>(i)] = i;
+    LLAMA3_CUDA_CHECK(cudaMemcpy(a_.positions, positions.data(), positions.size() * sizeof(int), cudaMemcpyHostToDevice));
+    dense_pruner_ = std::make_unique<DensePruner>(ftp_config, pruner_shape());
+    dense_pruner_->set_observer([this](const ftp::LayerReport& r) { record(r); });
+    set_ftp_config(ftp_config);
+  }
+
+  void carve_weights(bool tied, bool biases) {
+    ftp::WorkspaceCarver sizing;
+    layout_weights(sizing, config_, tied, biases, w_);
+    sizes_.weights = sizing.used();
+    weights_mem_ = model_detail::device_alloc(sizes_.weights, "weights");
+    ftp::WorkspaceCarver carver(weights_mem_.get(), sizes_.weights);
+    layout_weights(carver, config_, tied, biases, w_);
+  }
+
+  // RoPE table from the CPU reference's formula (rope_freqs divisors, linear or llama3 scaling);
+  // pairs past rope_dim get 0: angle 0, no rotation (partial RoPE with adjacent pairs).
+  void upload_rope_table(const std::vector<float>& rope_freqs) {
+    const std::vector<double> inv = cpu::rope_inv_freq(config_, rope_freqs);
+    std::vector<float> table(static_cast<std::size_t>(head_dim() / 2), 0.0f);
+    for (std::size_t i = 0; i < inv.size() && i < table.size(); ++i) table[i] = static_cast<float>(inv[i]);
+    LLAMA3_CUDA_CHECK(cudaMemcpy(a_.inv_freq, table.data(), table.size() * sizeof(float), cudaMemcpyHostToDevice));
+  }
+
+  void upload(const HostWeights& hw) {
+    const std::size_t C = config_.hidden, I = config_.ffn, QD = config_.q_dim(), KVD = config_.kv_dim();
+    const std::size_t V = config_.vocab;
+    const auto need = [](const std::vector<uint16_t>& v, std::size_t n, const std::string& name) {
+      if (v.size() != n) {
+        throw std::runtime_error("DeviceModel: weight '" + name + "' has " + std::to_string(v.size()) +
+                                 " elements, expected " + std::to_string(n) + " for this config");
+      }
+    };
+    const auto put = [this](bf16* dst, const std::vector<uint16_t>& src) {
+      // bf16 bits as stored by HostWeights: same bytes as __nv_bfloat16.
+      LLAMA3_CUDA_CHECK(cudaMemcpy(dst, src.data(), src.size() * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    };
+    if (hw.layers.size() != static_cast<std::size_t>(config_.n_layers)) {
+      throw std::runtime_error("DeviceModel: weights have " + std::to_string(hw.layers.size()) + " layers, config " +
+                               std::to_string(config_.n_layers));
+    }
+    bool biases = config_.qkv_bias;
+    for (const LayerWeights& L : hw.layers) biases = biases || !L.bq.empty() || !L.bk.empty() || !L.bv.empty();
+    carve_weights(hw.tied_output, biases);
+    upload_rope_table(hw.rope_freqs);
+
+    need(hw.token_embd, V * C, "token_embd");
+    put(w_.token_embd, hw.token_embd);
+    need(hw.output_norm, C, "output_norm");
+    put(w_.output_norm, hw.output_norm);
+    if (!hw.tied_output) {
+      need(hw.output, V * C, "output");
+      put(w_.output, hw.output);
+    }
+    for (std::size_t l = 0; l < hw.layers.size(); ++l) {
+      const LayerWeights& src = hw.layers[l];
+      const LayerParams& dst = w_.layers[l];
+      const std::string at = " of layer " + std::to_string(l);
+      need(src.attn_norm, C, "attn_norm" + at);
+      need(src.wq, QD * C, "wq" + at);
+      need(src.wk, KVD * C, "wk" + at);
+      need(src.wv, KVD * C, "wv" + at);
+      need(src.wo, C * QD, "wo" + at);
+      need(src.ffn_norm, C, "ffn_norm" + at);
+      need(src.w_gate, I * C, "w_gate" + at);
+      need(src.w_up, I * C, "w_up" + at);
+      need(src.w_down, C * I, "w_down" + at);
+      put(dst.attn_norm, src.attn_norm);
+      put(dst.wqkv, src.wq);  // fused [QKV, C]: q rows, k rows, v rows
+      put(dst.wqkv + QD * C, src.wk);
+      put(dst.wqkv + (QD + KVD) * C, src.wv);
+      if (dst.bqkv != nullptr) {
+        LLAMA3_CUDA_CHECK(cudaMemset(dst.bqkv, 0, (QD + 2 * KVD) * sizeof(bf16)));  // an absent bias is zero
+        if (!src.bq.empty()) { need(src.bq, QD, "bq" + at); put(dst.bqkv, src.bq); }
+        if (!src.bk.empty()) { need(src.bk, KVD, "bk" + at); put(dst.bqkv + QD, src.bk); }
+        if (!src.bv.empty()) { need(src.bv, KVD, "bv" + at); put(dst.bqkv + QD + KVD, src.bv); }
+      }
+      put(dst.wo, src.wo);
+      put(dst.ffn_norm, src.ffn_norm);
+      put(dst.gate_up, src.w_gate);  // fused [2I, C]: gate rows first (CublasSwiGLU's layout)
+      put(dst.gate_up + I * C, src.w_up);
+      put(dst.down, src.w_down);
+    }
+  }
+
+  void fill_synthetic(std::uint64_t seed) {
+    using model_detail::synthetic_scale;
+    using model_detail::tensor_id;
+    carve_weights(/*tied=*/false, config_.qkv_bias);
+    upload_rope_table({});
+    const std::int64_t C = config_.hidden, I = config_.ffn, QD = config_.q_dim(), KVD = config_.kv_dim();
+    const std::int64_t V = config_.vocab;
+    const auto fill = [&](bf16* dst, std::int64_t n, SyntheticTensor t, std::int64_t layer) {
+      const model_detail::SyntheticScale s = synthetic_scale(config_, t);
+      model_kernels::fill_synthetic_kernel<><<<model_kernels::grid_for(n, 256), 256, 0, stream_>>>(
+          dst, n, seed, tensor_id(t, layer), s.offset, s.scale);
+      LLAMA3_CUDA_CHECK_LAUNCH();
+    };
+    fill(w_.token_embd, V * C, SyntheticTensor::TokenEmbd, 0);
+    fill(w_.output_norm, C, SyntheticTensor::OutputNorm, 0);
+    fill(w_.output, V * C, SyntheticTensor::Output, 0);
+    for (std::int64_t l = 0; l < config_.n_layers; ++l) {
+      const LayerParams& L = w_.layers[static_cast<std::size_t>(l)];
+      fill(L.attn_norm, C, SyntheticTensor::AttnNorm, l);
+      fill(L.wqkv, QD * C, SyntheticTensor::Wq, l);
+      fill(L.wqkv + QD * C, KVD * C, SyntheticTensor::Wk, l);
+      fill(L.wqkv + (QD + KVD) * C, KVD * C, SyntheticTensor::Wv, l);
+      if (L.bqkv != nullptr) {
+        fill(L.bqkv, QD, SyntheticTensor::Bq, l);
+        fill(L.bqkv + QD, KVD, SyntheticTensor::Bk, l);
+        fill(L.bqkv + QD + KVD, KVD, SyntheticTensor::Bv, l);
+      }
+      fill(L.wo, C * QD, SyntheticTensor::Wo, l);
+      fill(L.ffn_norm, C, SyntheticTensor::FfnNorm, l);
+      fill(L.gate_up, I * C, SyntheticTensor::Gate, l);
+      fill(L.gate_up + I * C, I * C, SyntheticTensor::Up, l);
+      fill(L.down, C * I, SyntheticTensor::Down, l);
+    }
+    LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  // ---- the forward pass ----
+  void check_token(std::int32_t id, const char* where) const {
+    if (id < 0 || id >= vocab()) {
+      throw std::runtime_error(std::string(where) + ": token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                               std::to_string(vocab()) + ")");
+    }
+  }
+
+  PrefillResult run_prefill(const std::vector<std::int32_t>& tokens, bool ftp_enabled, const Sampling& sampling,
+                            std::vector<float>* all_logits) {
+    const int L = static_cast<int>(tokens.size());
+    if (tokens.empty()) throw std::runtime_error("prefill: the prompt is empty");
+    if (tokens.size() > static_cast<std::size_t>(max_tokens_)) {
+      throw std::runtime_error("prefill: the prompt has " + std::to_string(tokens.size()) +
+                               " tokens, more than max_tokens = " + std::to_string(max_tokens_) +
+                               " (the KV cache and activations were sized for that); build the model with a larger "
+                               "max_tokens");
+    }
+    for (std::int32_t id : tokens) check_token(id, "prefill");
+    LLAMA3_CUDA_CHECK(cudaMemcpyAsync(a_.tokens, tokens.data(), tokens.size() * sizeof(int), cudaMemcpyHostToDevice,
+                                      stream_));
+    const int cu[2] = {0, L};
+    LLAMA3_CUDA_CHECK(cudaMemcpyAsync(a_.cu_seqlens, cu, sizeof cu, cudaMemcpyHostToDevice, stream_));
+    kept_.assign(static_cast<std::size_t>(layers()), -1);
+
+    LLAMA3_CUDA_CHECK(cudaEventRecord(start_, stream_));
+    if (ftp_enabled) {
+      ftp_pruner_->plan(cu, 1, L, stream_);
+      forward_layers(L, *ftp_pruner_);
+    } else {
+      dense_pruner_->plan(cu, 1, L, stream_);
+      forward_layers(L, *dense_pruner_);
+    }
+    decode_planned_ = false;  // the dense pruner may now hold this prefill's plan
+    cached_ = L;
+    last_logits_row(L - 1);
+    enqueue_sample(sampling);
+    LLAMA3_CUDA_CHECK(cudaEventRecord(stop_, stream_));
+    const std::int32_t next = read_sampled();
+
+    PrefillResult r;
+    r.num_tokens = L;
+    r.next_token = next;
+    r.ftp = ftp_enabled;
+    LLAMA3_CUDA_CHECK(cudaEventElapsedTime(&r.ttft_ms, start_, stop_));
+    r.kept_per_layer = kept_;
+    if (all_logits != nullptr) {
+      all_rows_logits(L, *all_logits);
+      last_logits_row(L - 1);  // the chunks reused the logits buffer
+      LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    return r;
+  }
+
+  // Embedding and every decoder layer over L prompt tokens (positions 0..L-1); the residual
+  // stream ends in a_.hidden [L, C].
+  template <class Pruner>
+  void forward_layers(int L, Pruner& pruner) {
+    const int C = hidden(), QKV = qkv_dim(), KV = kv_dim(), QD = q_dim();
+    kernels::launch_embedding(w_.token_embd, a_.tokens, a_.hidden, L, C, vocab(), nullptr, stream_);
+    for (int l = 0; l < layers(); ++l) {
+      const LayerParams& W = w_.layers[static_cast<std::size_t>(l)];
+      bf16* q = a_.qkv;
+      bf16* k = a_.qkv + QD;
+      bf16* v = a_.qkv + QD + KV;
+      // attention block
+      kernels::launch_rmsnorm(a_.hidden, W.attn_norm, a_.normed, L, C, eps(), stream_);
+      model_detail::gemm(cublas_, L, QKV, C, a_.normed, W.wqkv, a_.qkv, 0.0f);
+      if (W.bqkv != nullptr) add_bias(W.bqkv, L);
+      rope(q, k, a_.positions, L);
+      write_kv_cache(l, k, v, L);
+      attention_prefill(q, k, v, L);
+      model_detail::gemm(cublas_, L, C, QD, a_.attn, W.wo, a_.hidden, 1.0f);  // h += o_proj(attn)
+      // FFN block through the library: score, keep, h[kept] += FFN(h[kept])
+      pruner.run(l, attention_view(q, k), residual_view(), ffn_weights(W), stream_);
+    }
+  }
+
+  void add_bias(const bf16* bias, int T) {
+    model_kernels::add_bias_kernel<><<<model_kernels::grid_for(static_cast<std::int64_t>(T) * qkv_dim(), 256), 256, 0,
+                                       stream_>>>(a_.qkv, bias, T, qkv_dim());
+    LLAMA3_CUDA_CHECK_LAUNCH();
+  }
+
+  void rope(bf16* q, bf16* k, const int* positions, int T) {
+    const int QKV = qkv_dim();
+    if (config_.rope_style == RopeStyle::Interleaved) {
+      kernels::launch_rope<kernels::RopeStyle::Adjacent>(q, QKV, q_heads(), k, QKV, kv_heads(), positions, a_.inv_freq,
+                                                         T, head_dim(), stream_);
+    } else {
+      kernels::launch_rope<kernels::RopeStyle::HalfSplit>(q, QKV, q_heads(), k, QKV, kv_heads(), positions,
+                                                          a_.inv_freq, T, head_dim(), stream_);
+    }
+  }
+
+  // Keys and values of positions 0..T-1 into the layer's cache: two strided copies out of the
+  // fused qkv rows (rows of QKV elements -> rows of Hkv d elements).
+  void write_kv_cache(int layer, const bf16* k, const bf16* v, int T) {
+    const std::size_t row = static_cast<std::size_t>(kv_dim()) * sizeof(bf16);
+    const std::size_t pitch = static_cast<std::size_t>(qkv_dim()) * sizeof(bf16);
+    LLAMA3_CUDA_CHECK(cudaMemcpy2DAsync(k_cache(layer), row, k, pitch, row, T, cudaMemcpyDeviceToDevice, stream_));
+    LLAMA3_CUDA_CHECK(cudaMemcpy2DAsync(v_cache(layer), row, v, pitch, row, T, cudaMemcpyDeviceToDevice, stream_));
+  }
+
+  void attention_prefill(const bf16* q, const bf16* k, const bf16* v, int T) {
+    const int QKV = qkv_dim();
+    if (head_dim() == 64) {
+      kernels::launch_attention_prefill<64>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(),
+                                            kv_heads(), stream_);
+    } else {
+      kernels::launch_attention_prefill<128>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(),
+                                             kv_heads(), stream_);
+    }
+  }
+
+  void attention_decode(const bf16* q, int layer, const int* d_len, int len) {
+    const std::int64_t KV = kv_dim();
+    const std::int64_t batch_stride = static_cast<std::int64_t>(max_tokens_) * KV;
+    if (head_dim() == 64) {
+      kernels::launch_attention_decode<64>(q, k_cache(layer), v_cache(layer), batch_stride, KV, d_len, len, a_.attn, 1,
+                                           q_heads(), kv_heads(), a_.decode_ws, a_.decode_ws_bytes, stream_);
+    } else {
+      kernels::launch_attention_decode<128>(q, k_cache(layer), v_cache(layer), batch_stride, KV, d_len, len, a_.attn,
+                                            1, q_heads(), kv_heads(), a_.decode_ws, a_.decode_ws_bytes, stream_);
+    }
+  }
+
+  ftp::AttentionView<bf16> attention_view(const bf16* q, const bf16* k) const {
+    return ftp::AttentionView<bf16>{q, qkv_dim(), k, qkv_dim(), q_heads(), kv_heads(), head_dim()};
+  }
+  ftp::ResidualView<bf16> residual_view() const { return ftp::ResidualView<bf16>{a_.hidden, hidden(), hidden()}; }
+  ftp::CublasSwiGLU::Weights<bf16> ffn_weights(const LayerParams& W) const {
+    return ftp::CublasSwiGLU::Weights<bf16>{W.ffn_norm, W.gate_up, nullptr, nullptr, W.down, eps()};
+  }
+
+  // Final norm and logits of one residual row into logits row 0 (fp32 [V]).
+  void last_logits_row(int row) {
+    const int C = hidden();
+    kernels::launch_rmsnorm(a_.hidden + static_cast<std::int64_t>(row) * C, w_.output_norm, a_.normed, 1, C, eps(),
+                            stream_);
+    model_detail::gemm(cublas_, 1, vocab(), C, a_.normed, w_.output, a_.logits, 0.0f);
+  }
+
+  // Logits of all L rows, kLogitRows at a time, copied to the host: out [L, V].
+  void all_rows_logits(int L, std::vector<float>& out) {
+    const int C = hidden(), V = vocab();
+    out.assign(static_cast<std::size_t>(L) * V, 0.0f);
+    kernels::launch_rmsnorm(a_.hidden, w_.output_norm, a_.normed, L, C, eps(), stream_);
+    for (int first = 0; first < L; first += model_detail::kLogitRows) {
+      const int rows = std::min(model_detail::kLogitRows, L - first);
+      model_detail::gemm(cublas_, rows, V, C, a_.normed + static_cast<std::int64_t>(first) * C, w_.output, a_.logits,
+                         0.0f);
+      LLAMA3_CUDA_CHECK(cudaMemcpyAsync(out.data() + static_cast<std::size_t>(first) * V, a_.logits,
+                                        static_cast<std::size_t>(rows) * V * sizeof(float), cudaMemcpyDeviceToHost,
+                                        stream_));
+      LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the next chunk overwrites the buffer
+    }
+  }
+
+  // Samples from logits row 0 on the device and enqueues the copy of the id to pinned memory;
+  // read_sampled() waits for it. Apart so that the TTFT stop event goes in between.
+  void enqueue_sample(const Sampling& s) {
+    if (s.temperature > 0.0f) {
+      kernels::launch_sample_temperature(a_.logits, vocab(), s.temperature, s.u, a_.next_token, stream_);
+    } else {
+      kernels::launch_sample_argmax(a_.logits, vocab(), a_.next_token, stream_);
+    }
+    LLAMA3_CUDA_CHECK(cudaMemcpyAsync(sampled_slot(), a_.next_token, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+  }
+  std::int32_t read_sampled() {
+    LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return *sampled_slot();
+  }
+  int* sampled_slot() const { return static_cast<int*>(host_ints_.get()) + 3; }
+
+  void record(const ftp::LayerReport& r) {
+    if (r.layer >= 0 && static_cast<std::size_t>(r.layer) < kept_.size()) kept_[static_cast<std::size_t>(r.layer)] = r.kept_tokens;
+  }
+
+  LlamaConfig config_;
+  int max_tokens_ = 0;
+  Sizes sizes_;
+  std::unique_ptr<void, model_detail::CudaFree> weights_mem_;
+  std::unique_ptr<void, model_detail::CudaFree> activations_mem_;
+  std::unique_ptr<void, model_detail::CudaFreeHost> host_ints_;  // [4] pinned: decode step ints, sampled id
+  Weights w_;
+  Activations a_;
+  std::vector<int> kept_;  // kept rows per layer of the running prefill (the observer fills it)
+  int cached_ = 0;         // positions in the KV cache
+  bool decode_planned_ = false;
+  std::unique_ptr<DensePruner> dense_pruner_;
+  std::unique_ptr<FtpPruner> ftp_pruner_;
+};
+
+}  // namespace llama3
