@@ -454,6 +454,19 @@ class DeviceModel : private model_detail::Handles {
     return out;
   }
 
+  /// The pruner shape this model plans for (to build pruners for prefill_with).
+  ftp::WorkspaceShape pruner_shape() const {
+    return ftp::WorkspaceShape{max_tokens_, 1, hidden(), ffn(), q_heads(), kv_heads(), head_dim()};
+  }
+
+  /// Prefill through the caller's own pruner (any scorer / reserve policy with CublasSwiGLU): the
+  /// hook for ablations and benchmarks. Its observer is replaced to record kept counts.
+  template <class Pruner>
+  PrefillResult prefill_with(const std::vector<std::int32_t>& tokens, Pruner& pruner, const Sampling& sampling = {}) {
+    pruner.set_observer([this](const ftp::LayerReport& r) { record(r); });
+    return run_prefill_with(tokens, pruner, true, sampling, nullptr);
+  }
+
   /// Replaces the FTP settings of later FTP prefills (rebuilds that pruner and its workspace).
   void set_ftp_config(const ftp::Config& ftp_config) {
     LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -526,10 +539,6 @@ class DeviceModel : private model_detail::Handles {
     return a_.kv_cache + static_cast<std::size_t>(layer) * 2 * static_cast<std::size_t>(max_tokens_) * kv_dim();
   }
   bf16* v_cache(int layer) const { return k_cache(layer) + static_cast<std::size_t>(max_tokens_) * kv_dim(); }
-
-  ftp::WorkspaceShape pruner_shape() const {
-    return ftp::WorkspaceShape{max_tokens_, 1, hidden(), ffn(), q_heads(), kv_heads(), head_dim()};
-  }
 
   // ---- layouts: run once to size (no buffer), once to carve (ftp::WorkspaceCarver) ----
   static void layout_weights(ftp::WorkspaceCarver& carver, const LlamaConfig& c, bool tied, bool biases, Weights& w) {
@@ -786,6 +795,13 @@ class DeviceModel : private model_detail::Handles {
 
   PrefillResult run_prefill(const std::vector<std::int32_t>& tokens, bool ftp_enabled, const Sampling& sampling,
                             std::vector<float>* all_logits) {
+    if (ftp_enabled) return run_prefill_with(tokens, *ftp_pruner_, true, sampling, all_logits);
+    return run_prefill_with(tokens, *dense_pruner_, false, sampling, all_logits);
+  }
+
+  template <class Pruner>
+  PrefillResult run_prefill_with(const std::vector<std::int32_t>& tokens, Pruner& pruner, bool ftp_enabled,
+                                 const Sampling& sampling, std::vector<float>* all_logits) {
     const int L = static_cast<int>(tokens.size());
     if (tokens.empty()) throw std::runtime_error("prefill: the prompt is empty");
     if (tokens.size() > static_cast<std::size_t>(max_tokens_)) {
@@ -802,13 +818,8 @@ class DeviceModel : private model_detail::Handles {
     kept_.assign(static_cast<std::size_t>(layers()), -1);
 
     LLAMA3_CUDA_CHECK(cudaEventRecord(start_, stream_));
-    if (ftp_enabled) {
-      ftp_pruner_->plan(cu, 1, L, stream_);
-      forward_layers(L, *ftp_pruner_);
-    } else {
-      dense_pruner_->plan(cu, 1, L, stream_);
-      forward_layers(L, *dense_pruner_);
-    }
+    pruner.plan(cu, 1, L, stream_);
+    forward_layers(L, pruner);
     decode_planned_ = false;  // the dense pruner may now hold this prefill's plan
     cached_ = L;
     last_logits_row(L - 1);
