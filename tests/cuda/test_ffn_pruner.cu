@@ -125,6 +125,8 @@ TEST_CASE("CublasSwiGLU on gathered rows matches the host reference in bf16, fp1
   check_swiglu<float>({1000, 33}, 256, 512, true, 100, 64, 0.7, 5);
   check_swiglu<__nv_bfloat16>({1}, 576, 1536, true, 4096, 0, 0.4, 6);
   check_swiglu<__nv_bfloat16>({0}, 576, 1536, true, 4096, 0, 0.4, 7);
+  check_swiglu<__nv_bfloat16>({90, 41}, 64, 100, false, 4096, 0, 0.5, 10);  // I % 8 != 0: scalar SiLU path
+  check_swiglu<float>({90, 41}, 64, 102, true, 4096, 0, 0.5, 11);           // I % 4 != 0
 }
 
 TEST_CASE("CublasSwiGLU dense path (ratio 1) matches the host reference" * ftp_test::needs_gpu()) {

@@ -70,8 +70,7 @@ struct CublasSwiGLU {
         detail::gemm_x_wt(ctx.cublas, M, I, C, buf.normed, C, w.gate, C, buf.gate_up, 2 * I, 0.0f);
         detail::gemm_x_wt(ctx.cublas, M, I, C, buf.normed, C, w.up, C, buf.gate_up + I, 2 * I, 0.0f);
       }
-      kernels::swiglu_kernel<T><<<detail::elementwise_grid(static_cast<std::int64_t>(M) * I), 256, 0, ctx.stream>>>(
-          buf.gate_up, M, I, buf.act);
+      launch_swiglu(buf.gate_up, M, I, buf.act, ctx.stream);
       FTP_CUDA_CHECK_LAUNCH();
       if (dense) {
         // Contiguous rows: the down GEMM adds straight into the residual (beta = 1), one rounding.
@@ -90,6 +89,19 @@ struct CublasSwiGLU {
   int chunk_rows = 4096;
 
  private:
+  // 16-byte vectors when I allows them (I a multiple of 16 / sizeof(T)), else one element a thread.
+  template <class T>
+  static void launch_swiglu(const T* gate_up, int M, int I, T* act, cudaStream_t stream) {
+    constexpr int kVector = 16 / sizeof(T);
+    if (I % kVector == 0) {
+      kernels::swiglu_kernel<T, kVector>
+          <<<detail::elementwise_grid(static_cast<std::int64_t>(M) * I / kVector), 256, 0, stream>>>(gate_up, M, I, act);
+    } else {
+      kernels::swiglu_kernel<T, 1><<<detail::elementwise_grid(static_cast<std::int64_t>(M) * I), 256, 0, stream>>>(
+          gate_up, M, I, act);
+    }
+  }
+
   int rows(const WorkspaceShape& shape) const { return std::max(1, std::min(chunk_rows, shape.max_tokens)); }
 
   template <class T>

