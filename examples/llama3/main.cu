@@ -29,6 +29,7 @@
 #include "llama3/gguf.hpp"
 #include "llama3/host_weights.hpp"
 #include "llama3/model.cuh"
+#include "llama3/report.hpp"
 #include "llama3/model_config.hpp"
 #include "llama3/tokenizer.hpp"
 
@@ -163,34 +164,8 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);  // UTF-8 bytes pass through
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string json_number(double x) {
-  if (!std::isfinite(x)) return "null";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", x);
-  return buf;
-}
+using llama3::report::json_number;
+using llama3::report::json_string;
 
 // ---- one generation ------------------------------------------------------------------------------
 
@@ -233,26 +208,8 @@ Run generate(llama3::DeviceModel& model, const llama3::Tokenizer& tok, const std
   return r;
 }
 
-/// KL(p || q) of softmax(a) and softmax(b), in double.
-double kl_divergence(const std::vector<float>& a, const std::vector<float>& b) {
-  const auto log_softmax = [](const std::vector<float>& x) {
-    const double mx = *std::max_element(x.begin(), x.end());
-    double sum = 0;
-    for (float v : x) sum += std::exp(double(v) - mx);
-    const double lse = mx + std::log(sum);
-    std::vector<double> out(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) out[i] = double(x[i]) - lse;
-    return out;
-  };
-  const std::vector<double> lp = log_softmax(a), lq = log_softmax(b);
-  double kl = 0;
-  for (std::size_t i = 0; i < lp.size(); ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
-  return std::max(kl, 0.0);
-}
-
-int argmax(const std::vector<float>& x) {
-  return static_cast<int>(std::max_element(x.begin(), x.end()) - x.begin());
-}
+using llama3::report::argmax;
+using llama3::report::kl_divergence;
 
 // ---- reporting -----------------------------------------------------------------------------------
 
