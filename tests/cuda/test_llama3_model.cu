@@ -17,6 +17,8 @@
 // ties: positions whose fp32 top-2 margin is below kTieMargin.
 #include <doctest/doctest.h>
 
+#include "../model_path.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -44,29 +46,8 @@ using llama3::LlamaConfig;
 
 constexpr double kTieMargin = 0.1;  // logits; the emulation's flips had margins < 0.003
 
-std::string source_root() {
-#ifdef FTP_SOURCE_DIR
-  return FTP_SOURCE_DIR;
-#else
-  return ".";
-#endif
-}
-
-// The real model: FTP_MODEL_PATH if set (it must then exist: FAIL otherwise), else the default cache
-// path. Returns "" after a visible MESSAGE when the test should skip.
-std::string model_path_or_skip() {
-  auto exists = [](const std::string& p) { return std::ifstream(p).good(); };
-  if (const char* env = std::getenv("FTP_MODEL_PATH"); env && *env) {
-    CHECK_MESSAGE(exists(env), "FTP_MODEL_PATH=", std::string(env), " does not exist");
-    return exists(env) ? env : "";
-  }
-  const std::string path = source_root() + "/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!exists(path)) {
-    MESSAGE("SKIPPED (model not found at ", path, "; run scripts/fetch_model.sh or set FTP_MODEL_PATH)");
-    return "";
-  }
-  return path;
-}
+using ftp_test::model_path_or_skip;
+using ftp_test::source_root;
 
 /// The GPU forward's numerics on the CPU: the CPU reference's pieces (fp32/double inside), rounded
 /// to bf16 exactly where DeviceModel stores bf16 (normed rows, q/k/v, after RoPE, attention output,
@@ -364,7 +345,7 @@ TEST_CASE("llama3 model: an 8192-token prefill fits and reports its TTFT" * ftp_
   std::string what;
   const char* env = std::getenv("FTP_MODEL_PATH");
   const bool have_model = (env != nullptr && *env != '\0') ||
-                          std::ifstream(source_root() + "/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf").good();
+                          std::ifstream(ftp_test::default_model_path()).good();
   const std::string path = have_model ? model_path_or_skip() : std::string();
   if (!path.empty()) {
     const llama3::GgufFile f = llama3::GgufFile::open(path);

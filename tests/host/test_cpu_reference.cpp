@@ -4,6 +4,8 @@
 // written by tools/make_golden_logits.py).
 #include <doctest/doctest.h>
 
+#include "../model_path.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -31,29 +33,8 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
   return out;
 }
 
-std::string source_root() {
-#ifdef FTP_SOURCE_DIR
-  return FTP_SOURCE_DIR;
-#else
-  return ".";
-#endif
-}
-
-// The real model: FTP_MODEL_PATH if set (it must then exist), else .cache/models under the source
-// tree. Returns "" after a visible MESSAGE when the test should skip.
-std::string model_path_or_skip() {
-  auto exists = [](const std::string& p) { return std::ifstream(p).good(); };
-  if (const char* env = std::getenv("FTP_MODEL_PATH"); env && *env) {
-    CHECK_MESSAGE(exists(env), "FTP_MODEL_PATH=", std::string(env), " does not exist");
-    return exists(env) ? env : "";
-  }
-  const std::string path = source_root() + "/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!exists(path)) {
-    MESSAGE("SKIPPED (model not found, run scripts/fetch_model.sh)");
-    return "";
-  }
-  return path;
-}
+using ftp_test::model_path_or_skip;
+using ftp_test::source_root;
 
 /// A tiny random Llama held directly in HostWeights (no file): C=8, I=12, 2 layers, Hq=4,
 /// Hkv=2, d=2... kept small so every test runs in microseconds.

@@ -3,6 +3,8 @@
 // fail with a LoadError saying what and where, and the real SmolLM2 model when it is present.
 #include <doctest/doctest.h>
 
+#include "../model_path.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -166,26 +168,7 @@ uint16_t fp16_bits(float v) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The real model: FTP_MODEL_PATH if set (it must then exist), else .cache/models under the source
-// tree. Returns "" after a visible MESSAGE when the test should skip.
-std::string model_path_or_skip() {
-  auto exists = [](const std::string& p) { return std::ifstream(p).good(); };
-  if (const char* env = std::getenv("FTP_MODEL_PATH"); env && *env) {
-    CHECK_MESSAGE(exists(env), "FTP_MODEL_PATH=", std::string(env), " does not exist");
-    return exists(env) ? env : "";
-  }
-#ifdef FTP_SOURCE_DIR
-  const std::string root = FTP_SOURCE_DIR;
-#else
-  const std::string root = ".";
-#endif
-  const std::string path = root + "/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!exists(path)) {
-    MESSAGE("SKIPPED (model not found, run scripts/fetch_model.sh)");
-    return "";
-  }
-  return path;
-}
+using ftp_test::model_path_or_skip;
 
 }  // namespace
 

@@ -9,6 +9,8 @@
 //     .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf, and skip visibly when it is absent.
 #include <doctest/doctest.h>
 
+#include "../model_path.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -30,31 +32,8 @@ namespace {
 // Paths
 // ---------------------------------------------------------------------------------------------
 
-std::string source_path(const std::string& relative) {
-#ifdef FTP_SOURCE_DIR
-  return std::string(FTP_SOURCE_DIR) + "/" + relative;
-#else
-  return relative;  // run from the repository root
-#endif
-}
-
-bool file_exists(const std::string& path) { return std::ifstream(path).good(); }
-
-/// The model path, or "" when the test should skip (after saying so).
-std::string model_path_or_skip() {
-  if (const char* env = std::getenv("FTP_MODEL_PATH"); env != nullptr && *env != '\0') {
-    const std::string path = env;
-    INFO("FTP_MODEL_PATH=" << path);
-    CHECK_MESSAGE(file_exists(path), "FTP_MODEL_PATH is set but the file does not exist");
-    return file_exists(path) ? path : "";
-  }
-  const std::string path = source_path(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (!file_exists(path)) {
-    MESSAGE("SKIPPED (model not found, run scripts/fetch_model.sh): " << path);
-    return "";
-  }
-  return path;
-}
+using ftp_test::model_path_or_skip;
+using ftp_test::source_path;
 
 // ---------------------------------------------------------------------------------------------
 // A small JSON reader for the golden fixture (objects, arrays, strings, numbers, literals)
