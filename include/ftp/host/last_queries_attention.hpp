@@ -9,6 +9,7 @@
 
 #include "ftp/batch.hpp"
 #include "ftp/config.hpp"
+#include "ftp/views.hpp"
 
 namespace ftp::host {
 
@@ -21,6 +22,12 @@ struct AttentionInputs {
   int num_q_heads = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
+  /// Optional engine log-sum-exp, as in ftp::AttentionView: when given it replaces the normalizer
+  /// this reference would compute itself.
+  const float* lse = nullptr;
+  std::int64_t lse_token_stride = 0;
+  std::int64_t lse_head_stride = 0;
+  LseBase lse_base = LseBase::kNatural;
 };
 
 struct LastQueriesAttention {
@@ -50,6 +57,13 @@ struct LastQueriesAttention {
             for (int c = 0; c < d; ++c) dot += static_cast<double>(q[c]) * k[c];
             logits[j] = dot * scale;
             max_logit = std::max(max_logit, logits[j]);
+          }
+          if (a.lse != nullptr) {  // the engine's normalizer: p_j = exp(logit_j - lse)
+            double lse = a.lse[static_cast<std::int64_t>(start + pos) * a.lse_token_stride +
+                               static_cast<std::int64_t>(h) * a.lse_head_stride];
+            if (a.lse_base == LseBase::kLog2) lse *= std::log(2.0);
+            for (int j = 0; j <= pos; ++j) per_head[h][start + j] += std::exp(logits[j] - lse);
+            continue;
           }
           double normalizer = 0.0;
           for (int j = 0; j <= pos; ++j) normalizer += std::exp(logits[j] - max_logit);

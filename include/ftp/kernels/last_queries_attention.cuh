@@ -51,6 +51,9 @@ struct Params {
   float* lse;                // [B, Hq, N]
   float* head_scores;        // [Hkv, T]: pass-2 partial scores of each KV head group
   float* scores;             // [T]
+  // The register-resident pass 2 (lqa_key_scores_mma.cuh) only:
+  const int* tile128_offsets = nullptr;  // [B+1] prefix count of 128-key tiles per sequence
+  int rows_capacity = 0;                 // query rows of one group its shared memory holds (multiple of 16)
 };
 
 /// Index b with offsets[b] <= x < offsets[b+1] (offsets non-decreasing, offsets[0] = 0).
@@ -278,6 +281,25 @@ __global__ void lqa_combine_kernel(const lqa::Params<T> p) {
     m = new_max;
   }
   p.lse[idx] = m + logf(l);  // every query sees at least its own key, so l >= 1
+}
+
+/// Instead of pass 1: lse[(b * Hq + h) * N + i] = the engine's row lse of query i of head h (the
+/// token at position L - n + i), taken to the natural base. One thread per (b, h, i).
+template <class T>
+__global__ void lqa_gather_lse_kernel(const lqa::Params<T> p, const float* engine_lse, std::int64_t token_stride,
+                                      std::int64_t head_stride, float to_natural) {
+  const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+  const int per_seq = p.num_q_heads * p.last_queries;
+  if (idx >= p.num_seqs * per_seq) return;
+  const int b = idx / per_seq;
+  const int h = (idx % per_seq) / p.last_queries;
+  const int i = idx % p.last_queries;
+  const int start = p.cu_seqlens[b];
+  const int length = p.cu_seqlens[b + 1] - start;
+  const int n = min(p.last_queries, length);
+  if (i >= n) return;
+  const std::int64_t token = start + length - n + i;
+  p.lse[idx] = engine_lse[token * token_stride + static_cast<std::int64_t>(h) * head_stride] * to_natural;
 }
 
 /// Pass 2 (key scores). Grid: (total 64-key tiles, Hkv); block: 256 threads.

@@ -1,12 +1,15 @@
 // LastQueriesAttention: the paper's importance score (Section 3.2.1).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "ftp/cuda_check.hpp"
 #include "ftp/kernels/last_queries_attention.cuh"
+#include "ftp/kernels/lqa_key_scores_mma.cuh"
 #include "ftp/kernels/selection.cuh"
 #include "ftp/scorer/context.hpp"
 
@@ -17,8 +20,9 @@ namespace ftp {
 /// Exact softmax: the normalizer runs over all of the query's visible keys, reserved ones included.
 ///
 /// Cost: two passes over the keys (row statistics, then key scores), 16-bit inputs on tensor
-/// cores. Extra memory: (T/256 + B) x Hq x N float pairs, B x Hq x N floats and Hkv x T floats;
-/// never L x L or H x N x L.
+/// cores; one pass when the engine hands over its attention's row log-sum-exp
+/// (AttentionView::lse). Extra memory: (T/256 + B) x Hq x N float pairs, B x Hq x N floats and
+/// Hkv x T floats; never L x L or H x N x L.
 struct LastQueriesAttention : ScorerBase {
   static std::size_t workspace_bytes(const WorkspaceShape& shape, const Config& config) {
     WorkspaceCarver carver;
@@ -30,18 +34,30 @@ struct LastQueriesAttention : ScorerBase {
     const int B = ctx.layout.num_seqs();
     total_splits_ = 0;
     total_tiles_ = 0;
+    total_tiles128_ = 0;
     for (int b = 0; b < B; ++b) {
       const int length = ctx.layout.length(b);
       total_splits_ += (length + kernels::lqa::kKeysPerSplit - 1) / kernels::lqa::kKeysPerSplit;
       total_tiles_ += (length + kernels::lqa::kKeys - 1) / kernels::lqa::kKeys;
+      total_tiles128_ += (length + kernels::lqa_mma::kTileKeys - 1) / kernels::lqa_mma::kTileKeys;
     }
     if (B == 0) return;
+    // The register-resident pass 2 holds one group's G * n query rows in shared memory.
+    const int group = ctx.shape.num_q_heads / ctx.shape.num_kv_heads;
+    rows_capacity_ = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) + 15) / 16 * 16;
+    int device = 0;
+    FTP_CUDA_CHECK(cudaGetDevice(&device));
+    FTP_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
+    FTP_CUDA_CHECK(cudaDeviceGetAttribute(&max_smem_optin_, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     const Buffers buf = carve(ctx.workspace, ctx.shape, ctx.config);
     kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa::kKeysPerSplit,
                                                          buf.split_offsets);
     FTP_CUDA_CHECK_LAUNCH();
     kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa::kKeys,
                                                          buf.tile_offsets);
+    FTP_CUDA_CHECK_LAUNCH();
+    kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa_mma::kTileKeys,
+                                                         buf.tile128_offsets);
     FTP_CUDA_CHECK_LAUNCH();
   }
 
@@ -60,8 +76,9 @@ struct LastQueriesAttention : ScorerBase {
  private:
   // This scorer's slices, laid out for the largest batch the pruner was built for.
   struct Buffers {
-    int* split_offsets = nullptr;  // [B+1]
-    int* tile_offsets = nullptr;   // [B+1]
+    int* split_offsets = nullptr;    // [B+1]
+    int* tile_offsets = nullptr;     // [B+1]
+    int* tile128_offsets = nullptr;  // [B+1]
     float2* partial = nullptr;     // [T/1024 + B, Hq, N]
     float* lse = nullptr;          // [B, Hq, N]
     float* head_scores = nullptr;  // [Hkv, T]
@@ -73,6 +90,7 @@ struct LastQueriesAttention : ScorerBase {
       const std::size_t splits = static_cast<std::size_t>(shape.max_tokens) / kernels::lqa::kKeysPerSplit + b;
       split_offsets = carver.take<int>(b + 1, "last_queries_attention.split_offsets");
       tile_offsets = carver.take<int>(b + 1, "last_queries_attention.tile_offsets");
+      tile128_offsets = carver.take<int>(b + 1, "last_queries_attention.tile128_offsets");
       partial = carver.take<float2>(splits * rows, "last_queries_attention.partial");
       lse = carver.take<float>(b * rows, "last_queries_attention.lse");
       head_scores = carver.take<float>(static_cast<std::size_t>(shape.num_kv_heads) * shape.max_tokens,
@@ -116,22 +134,51 @@ struct LastQueriesAttention : ScorerBase {
     };
     p.aligned = aligned16(a.q, a.q_row_stride) && aligned16(a.k, a.k_row_stride);
 
+    p.tile128_offsets = buf.tile128_offsets;
+    p.rows_capacity = rows_capacity_;
+
+    // 1. row log-sum-exp of the last n queries: the engine's, or pass 1 over the keys
+    const int stat_rows = B * a.num_q_heads * ctx.config.last_queries();
     const std::size_t smem = kernels::lqa::SharedTiles<T, D>::bytes();
-    const int group = a.num_q_heads / a.num_kv_heads;
-    const int row_chunks = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) +
-                            kernels::lqa::kRows - 1) / kernels::lqa::kRows;
-    FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_row_stats_kernel<T, D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    if (a.lse != nullptr) {
+      const float to_natural = a.lse_base == LseBase::kLog2 ? 0.6931471805599453f : 1.0f;
+      kernels::lqa_gather_lse_kernel<T><<<(stat_rows + 255) / 256, 256, 0, ctx.stream>>>(
+          p, a.lse, a.lse_token_stride, a.lse_head_stride, to_natural);
+      FTP_CUDA_CHECK_LAUNCH();
+    } else {
+      const int group = a.num_q_heads / a.num_kv_heads;
+      const int row_chunks = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) +
+                              kernels::lqa::kRows - 1) / kernels::lqa::kRows;
+      FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_row_stats_kernel<T, D>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+      const dim3 stats_grid(static_cast<unsigned>(total_splits_), static_cast<unsigned>(a.num_kv_heads),
+                            static_cast<unsigned>(row_chunks));
+      kernels::lqa_row_stats_kernel<T, D><<<stats_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p);
+      FTP_CUDA_CHECK_LAUNCH();
+      kernels::lqa_combine_kernel<T><<<(stat_rows + 255) / 256, 256, 0, ctx.stream>>>(p);
+      FTP_CUDA_CHECK_LAUNCH();
+    }
+
+    // 2. key scores per KV group, then summed over the groups in order
+    const int T_ = ctx.layout.num_tokens();
+    const std::size_t mma_smem = kernels::lqa_mma::smem_bytes<D>(rows_capacity_);
+    if constexpr (!std::is_same_v<T, float>) {
+      if (mma_smem <= static_cast<std::size_t>(max_smem_optin_)) {
+        FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_key_scores_mma_kernel<T, D>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(mma_smem)));
+        // Two CTAs per multiprocessor over all groups; each CTA walks its group's tiles with a stride.
+        const int per_group = std::max(1, std::min(total_tiles128_, (2 * num_sms_ + a.num_kv_heads - 1) / a.num_kv_heads));
+        const dim3 grid(static_cast<unsigned>(per_group), static_cast<unsigned>(a.num_kv_heads));
+        kernels::lqa_key_scores_mma_kernel<T, D><<<grid, kernels::lqa_mma::kThreads, mma_smem, ctx.stream>>>(p, T_);
+        FTP_CUDA_CHECK_LAUNCH();
+        kernels::lqa_sum_heads_kernel<T><<<(T_ + 255) / 256, 256, 0, ctx.stream>>>(p, T_);
+        FTP_CUDA_CHECK_LAUNCH();
+        return;
+      }
+    }
+    // fp32 inputs, or more query rows per group than shared memory holds: the S-tile kernel
     FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_key_scores_kernel<T, D>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    const dim3 stats_grid(static_cast<unsigned>(total_splits_), static_cast<unsigned>(a.num_kv_heads),
-                          static_cast<unsigned>(row_chunks));
-    kernels::lqa_row_stats_kernel<T, D><<<stats_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p);
-    FTP_CUDA_CHECK_LAUNCH();
-    const int stat_rows = B * a.num_q_heads * ctx.config.last_queries();
-    kernels::lqa_combine_kernel<T><<<(stat_rows + 255) / 256, 256, 0, ctx.stream>>>(p);
-    FTP_CUDA_CHECK_LAUNCH();
-    const int T_ = ctx.layout.num_tokens();
     const dim3 scores_grid(static_cast<unsigned>(total_tiles_), static_cast<unsigned>(a.num_kv_heads));
     kernels::lqa_key_scores_kernel<T, D><<<scores_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p, T_);
     FTP_CUDA_CHECK_LAUNCH();
@@ -141,6 +188,10 @@ struct LastQueriesAttention : ScorerBase {
 
   int total_splits_ = 0;  // of the planned batch
   int total_tiles_ = 0;
+  int total_tiles128_ = 0;
+  int rows_capacity_ = 0;  // query rows of one group the register-resident pass 2 holds
+  int num_sms_ = 0;
+  int max_smem_optin_ = 0;
 };
 
 }  // namespace ftp
