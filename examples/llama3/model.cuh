@@ -475,6 +475,10 @@ class DeviceModel : private model_detail::Handles {
     ftp_pruner_->set_observer([this](const ftp::LayerReport& r) { record(r); });
   }
 
+  /// Whether FTP's scorer reuses the attention kernel's row log-sum-exp (default) or computes its
+  /// own first pass over the keys (the library's fallback; for comparisons).
+  void set_reuse_attention_lse(bool reuse) { reuse_attention_lse_ = reuse; }
+
   const ftp::Config& ftp_config() const { return ftp_pruner_->config(); }
   const LlamaConfig& config() const { return config_; }
   int max_tokens() const { return max_tokens_; }
@@ -512,6 +516,7 @@ class DeviceModel : private model_detail::Handles {
     bf16* normed = nullptr;      // [S, C]
     bf16* qkv = nullptr;         // [S, QKV]
     bf16* attn = nullptr;        // [S, Hq d]
+    float* attn_lse = nullptr;   // [S, Hq] the attention's row log-sum-exp, reused by FTP's scorer
     bf16* kv_cache = nullptr;    // [layers][2][S, Hkv d]: keys, then values, of each layer
     float* logits = nullptr;     // [kLogitRows, V]
     void* decode_ws = nullptr;   // launch_attention_decode's split buffers
@@ -573,6 +578,7 @@ class DeviceModel : private model_detail::Handles {
     a.normed = carver.take<bf16>(S * C, "normed");
     a.qkv = carver.take<bf16>(S * QKV, "qkv");
     a.attn = carver.take<bf16>(S * QD, "attn");
+    a.attn_lse = carver.take<float>(S * c.n_heads, "attn_lse");
     const std::size_t before_kv = carver.used();
     a.kv_cache = carver.take<bf16>(static_cast<std::size_t>(c.n_layers) * 2 * S * KVD, "kv_cache");
     if (kv_bytes != nullptr) *kv_bytes = carver.used() - before_kv;
@@ -895,10 +901,10 @@ class DeviceModel : private model_detail::Handles {
     const int QKV = qkv_dim();
     if (head_dim() == 64) {
       kernels::launch_attention_prefill<64>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(),
-                                            kv_heads(), stream_);
+                                            kv_heads(), stream_, a_.attn_lse);
     } else {
       kernels::launch_attention_prefill<128>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(),
-                                             kv_heads(), stream_);
+                                             kv_heads(), stream_, a_.attn_lse);
     }
   }
 
@@ -914,8 +920,16 @@ class DeviceModel : private model_detail::Handles {
     }
   }
 
+  // q/k of the layer and the row lse its attention kernel just wrote ([T, Hq]): the scorer then
+  // makes one pass over the keys instead of two.
   ftp::AttentionView<bf16> attention_view(const bf16* q, const bf16* k) const {
-    return ftp::AttentionView<bf16>{q, qkv_dim(), k, qkv_dim(), q_heads(), kv_heads(), head_dim()};
+    ftp::AttentionView<bf16> view{q, qkv_dim(), k, qkv_dim(), q_heads(), kv_heads(), head_dim()};
+    if (reuse_attention_lse_) {
+      view.lse = a_.attn_lse;
+      view.lse_token_stride = q_heads();
+      view.lse_head_stride = 1;
+    }
+    return view;
   }
   ftp::ResidualView<bf16> residual_view() const { return ftp::ResidualView<bf16>{a_.hidden, hidden(), hidden()}; }
   ftp::CublasSwiGLU::Weights<bf16> ffn_weights(const LayerParams& W) const {
@@ -977,6 +991,7 @@ class DeviceModel : private model_detail::Handles {
   std::vector<int> kept_;  // kept rows per layer of the running prefill (the observer fills it)
   int cached_ = 0;         // positions in the KV cache
   bool decode_planned_ = false;
+  bool reuse_attention_lse_ = true;
   std::unique_ptr<DensePruner> dense_pruner_;
   std::unique_ptr<FtpPruner> ftp_pruner_;
 };

@@ -22,6 +22,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kBlockM = 16 * kWarps;  // query rows per CTA: one m16 MMA row block per warp
 constexpr int kBlockN = 64;           // keys per K/V tile
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
 /// Dynamic shared memory of one CTA: Q tile plus double-buffered K and V tiles.
 template <int D>
@@ -41,6 +42,7 @@ struct Params {
   std::int64_t v_row_stride;
   bf16* out;
   std::int64_t out_row_stride;
+  float* lse;             // [T, Hq] natural-log row log-sum-exp, or null (not written)
   const int* cu_seqlens;  // [B+1]
   int num_seqs;           // B
   int num_q_heads;        // Hq
@@ -308,6 +310,15 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
   const float inv_l[2] = {l[0] > 0.f ? 1.f / l[0] : 0.f, l[1] > 0.f ? 1.f / l[1] : 0.f};
+  if (p.lse != nullptr && t4 == 0) {
+    // ln(sum_j exp(x_j)) = (m + log2(l)) * ln 2 in the log2 domain the softmax ran in; every row
+    // sees at least its own key, so l >= 1.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = wr0 + g + 8 * r;
+      if (row < L) p.lse[static_cast<std::int64_t>(seq_start + row) * p.num_q_heads + head] = (m[r] + log2f(l[r])) * kLn2;
+    }
+  }
   __syncwarp();
   bf16* stage = q_s + warp * 16 * D;
 #pragma unroll
@@ -398,6 +409,8 @@ inline Params make_params(const bf16* q, std::int64_t q_row_stride, const bf16* 
 }  // namespace attn_prefill
 
 /// Causal GQA prefill attention (see the top of this file for shapes). D = head size (64 or 128).
+/// `lse` (optional, fp32 [T, Hq] contiguous): each row's natural-log log-sum-exp of its scaled
+/// logits, ln sum_j exp(q.k_j / sqrt(d)), the normalizer FTP's scorer can reuse (ftp::AttentionView::lse).
 /// `T` must equal cu_seqlens[B] (the host copy of the packed length: it sizes the grid, and tiles
 /// past it would be silently skipped). Pointers q, k, v, out 16-byte aligned; out is contiguous
 /// [T, Hq, d] and must not overlap q, k or v. Uses 96 KB (d=128) / 48 KB (d=64) of dynamic shared
@@ -405,10 +418,11 @@ inline Params make_params(const bf16* q, std::int64_t q_row_stride, const bf16* 
 template <int D>
 void launch_attention_prefill(const bf16* q, std::int64_t q_row_stride, const bf16* k, std::int64_t k_row_stride,
                               const bf16* v, std::int64_t v_row_stride, bf16* out, const int* cu_seqlens, int B,
-                              int T, int Hq, int Hkv, cudaStream_t stream) {
+                              int T, int Hq, int Hkv, cudaStream_t stream, float* lse = nullptr) {
   using namespace attn_prefill;
   constexpr const char* where = "launch_attention_prefill";
-  const Params p = make_params<D>(q, q_row_stride, k, k_row_stride, v, v_row_stride, out, cu_seqlens, B, T, Hq, Hkv, where);
+  Params p = make_params<D>(q, q_row_stride, k, k_row_stride, v, v_row_stride, out, cu_seqlens, B, T, Hq, Hkv, where);
+  p.lse = lse;
   if (T == 0 || B == 0) return;
   detail::require(q && k && v && out && cu_seqlens, where, "null pointer");
   detail::require(detail::aligned16(q) && detail::aligned16(k) && detail::aligned16(v) && detail::aligned16(out),
