@@ -75,13 +75,23 @@ def plot_overhead(plt, rows, out):
         return None
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for B in sorted({int(num(r, "batch") or 1) for r in rows}):
-        pts = sorted((int(num(r, "batch") or 1) * num(r, "seq_len"), num(r, "score_select_ms"), num(r, "select_ms"))
-                     for r in rows if int(num(r, "batch") or 1) == B)
-        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label="B=%d score+select" % B)
-        sel = [(p[0], p[2]) for p in pts if p[2] is not None]
-        if sel:
-            ax.plot([p[0] for p in sel], [p[1] for p in sel], "x:", color=line.get_color(), ms=3,
-                    label="B=%d select only" % B)
+        mine = [r for r in rows if int(num(r, "batch") or 1) == B]
+        tokens = lambda r: B * num(r, "seq_len")  # noqa: E731
+        # isolated two-pass (the older measurement) and, when present, the pipelined one-pass
+        # (engine lse) cost that a prefill actually pays; selection alone dotted
+        series = [("score_select_ms", "o-", "B=%d isolated, two-pass" % B),
+                  ("pipelined_score_select_lse_ms", "s--", "B=%d pipelined, engine lse"),
+                  ("pipelined_select_ms", "x:", "B=%d pipelined, select only")]
+        if num(mine[0], "pipelined_select_ms") is None:
+            series[2] = ("select_ms", "x:", "B=%d isolated, select only")
+        color = None
+        for key, style, label in series:
+            pts = sorted((tokens(r), num(r, key)) for r in mine if num(r, key) is not None)
+            if not pts:
+                continue
+            line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=3, color=color,
+                            label=label % B if "%d" in label else label)
+            color = line.get_color()
     ax.axhline(0.1, color="gray", lw=0.8, ls="--", label="0.1 ms goal")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
