@@ -10,7 +10,9 @@
     (index_select / index_add_ into the residual). TTFT and speedup vs dense per variant, plus the
     per-layer score+select time on captured q/k;
 (c) FFN GEMMs alone (gate+up, down) for the Llama3-8B FFN at M = 256 ... 32768, and the PyTorch
-    gather / index_add_ of half of 32k rows.
+    gather / index_add_ of half of 32k rows;
+(d) causal prefill attention alone through SDPA (default backend and each one forced) at the
+    shapes of bench/attention_kernel.cu, in TFLOP/s.
 
 Every row is guarded: an error (OOM, API mismatch) is recorded as {"error": ...} and the run goes
 on. A wall-clock budget (--budget-s) skips what is left once it is spent.
@@ -457,6 +459,54 @@ def section_gemm(torch, report, args):
         report.add({"section": "gather_scatter", "error": short_error(e)})
 
 
+def section_sdpa(torch, report, args):
+    """Causal prefill attention through torch SDPA at the shapes of bench/attention_kernel.cu (one
+    sequence, [1, H, L, d] bf16, GQA by enable_gqa), for each backend PyTorch lets us force, and
+    the default choice: TFLOP/s counted as 4 * L^2 * d * Hq / 2, as our benchmark counts them."""
+    import torch.nn.functional as Fn
+
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except Exception:  # noqa: BLE001
+        SDPBackend, sdpa_kernel = None, None
+    shapes = [("llama3-8b", 32, 8, 128), ("smollm2-135m", 9, 3, 64)]
+    log("\n== (d) causal attention, torch SDPA (one sequence, bf16)")
+    log("%14s %7s %10s %10s %10s" % ("shape", "L", "backend", "ms", "TFLOP/s"))
+    backends = [("default", None)]
+    if SDPBackend is not None:
+        backends += [("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
+                     ("efficient", SDPBackend.EFFICIENT_ATTENTION)]
+    for name, Hq, Hkv, d in shapes:
+        for L in [1024, 4096, 8192, 16384, 32768]:
+            try:
+                g = torch.Generator(device="cuda").manual_seed(L)
+                q = torch.randn(1, Hq, L, d, device="cuda", dtype=torch.bfloat16, generator=g)
+                k = torch.randn(1, Hkv, L, d, device="cuda", dtype=torch.bfloat16, generator=g)
+                v = torch.randn(1, Hkv, L, d, device="cuda", dtype=torch.bfloat16, generator=g)
+            except Exception as e:  # noqa: BLE001
+                report.add({"section": "sdpa", "shape": name, "L": L, "error": short_error(e)})
+                continue
+            flops = 4.0 * L * L * d * Hq / 2
+            for backend, enum in backends:
+                def run():
+                    return Fn.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+                try:
+                    if enum is None:
+                        t, _ = cuda_median_ms(torch, run, 3, 10)
+                    else:
+                        with sdpa_kernel([enum]):
+                            t, _ = cuda_median_ms(torch, run, 3, 10)
+                except Exception as e:  # noqa: BLE001 - a backend may not support a shape
+                    report.add({"section": "sdpa", "shape": name, "L": L, "backend": backend,
+                                "error": short_error(e)})
+                    continue
+                tf = flops / (t * 1e-3) / 1e12
+                log("%14s %7d %10s %10.4f %10.1f" % (name, L, backend, t, tf))
+                report.add({"section": "sdpa", "shape": name, "Hq": Hq, "Hkv": Hkv, "d": d, "L": L,
+                            "backend": backend, "median_ms": t, "tflops": tf})
+            del q, k, v
+
+
 VARIANTS = [("hf_dense", None, None), ("ftp_eta0.9", "eta", 0.9), ("ftp_keep0.6", "ratio", 0.6),
             ("ftp_keep0.4", "ratio", 0.4)]
 
@@ -471,6 +521,7 @@ def main():
     ap.add_argument("--first-pruned", type=int, default=10, help="F: layers >= F are pruned")
     ap.add_argument("--budget-s", type=float, default=225.0, help="skip remaining rows after this many seconds")
     ap.add_argument("--skip-gemm", action="store_true")
+    ap.add_argument("--skip-sdpa", action="store_true")
     args = ap.parse_args()
     args.lengths = [int(x) for x in args.lengths.split(",") if x]
     report = Report(args.json)
@@ -496,6 +547,10 @@ def main():
 
     if not args.skip_gemm:
         section_gemm(torch, report, args)
+        gc.collect()
+        torch.cuda.empty_cache()
+    if not args.skip_sdpa:
+        section_sdpa(torch, report, args)
         gc.collect()
         torch.cuda.empty_cache()
 
@@ -717,6 +772,10 @@ def summarize(report):
             if "eta0.9" in s and "keep0.4" in s:
                 ss = "%.2f/%.2f ms" % (s["eta0.9"]["score_select_ms"], s["keep0.4"]["score_select_ms"])
             log("%7d " % L + " ".join(cells) + " %14s %14s" % (kept, ss))
+    sdpa = [r for r in rows if r.get("section") == "sdpa" and "tflops" in r]
+    if sdpa:
+        log("SDPA causal attention TFLOP/s (shape L backend): " +
+            " | ".join("%s %d %s %.0f" % (r["shape"], r["L"], r["backend"], r["tflops"]) for r in sdpa))
     errors = [r for r in rows if "error" in r]
     if errors or report.meta.get("error"):
         log("errors: %d row(s)%s" % (len(errors), "; " + report.meta["error"] if report.meta.get("error") else ""))
