@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""The benchmark targets of one GPU run, from the JSON files that run wrote into DIR.
+
+Reads e2e.json (bench/e2e.cu), torch_reference.json (bench/torch_reference.py), overhead.json
+(bench/overhead.cu) and attention.json (bench/attention_kernel.cu), whichever exist, and prints
+one table of the end-to-end TTFTs with both sides, then each target with its measured value and
+whether it is met. Ratios are only formed between numbers of the same run (the same device call).
+
+Targets (issue "Benchmarks"):
+  dense TTFT: ours <= 0.85 x HF dense (SDPA) at 8k and at 32k tokens
+  FTP overhead <= 0.1 ms per pruned layer at 32k tokens
+  FTP at keep 0.4 realizes >= 97% of the ideal FFN saving, where
+      ideal TTFT = dense - sum over pruned layers of (1 - kept) x the dense FFN block time
+  FTP at keep 0.4 >= 1.5 x faster than HF dense at 8k
+
+Usage: python3 bench/summary.py DIR
+"""
+import json
+import os
+import sys
+
+
+def rows_of(directory, name):
+    path = os.path.join(directory, name)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except Exception as e:  # noqa: BLE001
+        print("summary: cannot read %s: %s" % (path, e))
+        return None
+    if isinstance(doc, dict):
+        return doc.get("rows") or doc.get("results") or []
+    return doc
+
+
+def find(rows, **match):
+    for r in rows or []:
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def verdict(ok):
+    return "MET" if ok else "MISSED"
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    d = sys.argv[1]
+    e2e = rows_of(d, "e2e.json")
+    torch_rows = rows_of(d, "torch_reference.json")
+    overhead = rows_of(d, "overhead.json")
+    attention = rows_of(d, "attention.json")
+
+    lines = []
+    targets = []
+    if e2e:
+        lengths = sorted({r["seq_len"] for r in e2e if "seq_len" in r})
+        print("%7s %10s %10s %8s %12s %10s %10s %10s %12s %10s" % (
+            "tokens", "HF dense", "ours dense", "ours/HF", "ours eta0.9", "keep0.6", "keep0.4", "HF/keep0.4",
+            "ideal keep0.4", "realized"))
+        for L in lengths:
+            dense = find(e2e, seq_len=L, variant="dense")
+            eta = find(e2e, seq_len=L, variant="ftp_eta_0.9")
+            k6 = find(e2e, seq_len=L, variant="ftp_top_ratio_0.6")
+            k4 = find(e2e, seq_len=L, variant="ftp_top_ratio_0.4")
+            hf = find(torch_rows, section="ttft", variant="hf_dense", L=L)
+            hf_ms = hf.get("ttft_ms") if hf else None
+            ours = dense["ttft_ms"] if dense else None
+            ratio = ours / hf_ms if (ours and hf_ms) else None
+            hf_over_k4 = hf_ms / k4["ttft_ms"] if (hf_ms and k4) else None
+            ideal = realized = None
+            if dense and k4 and "ffn_ms_per_layer" in k4 and "pruned_layers" in k4 and "pruned_kept_fraction" in k4:
+                saving_ideal = k4["pruned_layers"] * (1.0 - k4["pruned_kept_fraction"]) * k4["ffn_ms_per_layer"]
+                ideal = ours - saving_ideal
+                realized = (ours - k4["ttft_ms"]) / saving_ideal if saving_ideal > 0 else None
+            fmt = lambda v, f="%.1f": (f % v) if v is not None else "-"  # noqa: E731
+            print("%7d %10s %10s %8s %12s %10s %10s %10s %12s %10s" % (
+                L, fmt(hf_ms), fmt(ours), fmt(ratio, "%.3f"),
+                fmt(eta["ttft_ms"] if eta else None) + (" (%.2f)" % eta["mean_kept_fraction"] if eta else ""),
+                fmt(k6["ttft_ms"] if k6 else None), fmt(k4["ttft_ms"] if k4 else None), fmt(hf_over_k4, "%.2fx"),
+                fmt(ideal), fmt(realized, "%.1f%%" if realized is None else "%.3f")))
+            if L in (8192, 32768) and ratio is not None:
+                targets.append(("dense ours/HF at %dk <= 0.85" % (L // 1024), "%.3f" % ratio, ratio <= 0.85))
+            if L == 8192 and realized is not None:
+                targets.append(("keep 0.4 realizes >= 97%% of the ideal FFN saving at 8k", "%.1f%%" % (100 * realized),
+                                realized >= 0.97))
+            if L == 8192 and hf_over_k4 is not None:
+                targets.append(("HF dense / ours keep 0.4 at 8k >= 1.5", "%.2fx" % hf_over_k4, hf_over_k4 >= 1.5))
+    if overhead:
+        r = find(overhead, batch=1, seq_len=32768)
+        if r:
+            for key, what in (("score_select_ms", "isolated, two-pass"),
+                              ("score_select_lse_ms", "isolated, engine lse"),
+                              ("pipelined_score_select_lse_ms", "pipelined, engine lse")):
+                if key in r:
+                    targets.append(("FTP overhead per layer at 32k <= 0.1 ms (%s)" % what, "%.3f ms" % r[key],
+                                    r[key] <= 0.1))
+    if attention:
+        ours = {r["L"]: r for r in attention if "L" in r}
+        sdpa = [r for r in (torch_rows or []) if r.get("section") == "sdpa" and r.get("shape") == "llama3-8b"
+                and "tflops" in r]
+        for L in sorted(ours):
+            best = max((r for r in sdpa if r["L"] == L), key=lambda r: r["tflops"], default=None)
+            cells = ["ours %.0f" % ours[L]["tflops"]]
+            for key in sorted(k for k in ours[L] if k.startswith("tflops_") and isinstance(ours[L][k], (int, float))):
+                cells.append("%s %.0f" % (key[len("tflops_"):], ours[L][key]))
+            if best:
+                cells.append("SDPA %s %.0f" % (best["backend"], best["tflops"]))
+            lines.append("attention L=%d TFLOP/s: %s" % (L, ", ".join(cells)))
+    for line in lines:
+        print(line)
+    print("\ntargets:")
+    for what, value, ok in targets:
+        print("  %-62s %12s  %s" % (what, value, verdict(ok)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
