@@ -15,7 +15,7 @@
 // of this scale): one-pass timing does not depend on the values, and the kept fraction printed is
 // the two-pass one.
 //
-// Usage: ftp_bench_overhead [--json out.json] [--max-tokens 131072]
+// Usage: ftp_bench_overhead [--json out.json] [--max-tokens 131072] [--only-seq-len L]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -101,6 +101,8 @@ Timing time_layer(int B, int L, int Hq, int Hkv, int d, const ftp::AttentionView
 int main(int argc, char** argv) {
   const std::string json = bench::arg_value(argc, argv, "--json");
   const int max_tokens = std::stoi(bench::arg_value(argc, argv, "--max-tokens", "131072"));
+  // --only-seq-len L: just B = 1 at that length (a short run to profile, e.g. under ncu)
+  const int only_seq_len = std::stoi(bench::arg_value(argc, argv, "--only-seq-len", "0"));
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::fprintf(stderr, "ftp_bench_overhead needs a CUDA GPU\n");
@@ -122,6 +124,7 @@ int main(int argc, char** argv) {
   for (int B : {1, 4, 16}) {
     for (int L : {1024, 4096, 8192, 16384, 32768, 65536, 131072}) {
       if (static_cast<std::size_t>(B) * L > T_max) continue;
+      if (only_seq_len > 0 && (B != 1 || L != only_seq_len)) continue;
       const int T = B * L;
       fill_kernel<<<1024, 256, 0, stream>>>(lse, static_cast<std::size_t>(T) * Hq, std::log(static_cast<float>(L)) + 0.9f);
       bench::check(cudaGetLastError(), "fill lse");
