@@ -95,10 +95,12 @@ inline HostWeights HostWeights::load(const GgufFile& file, const LlamaConfig& c)
   const uint64_t QD = uint64_t(c.q_dim()), KVD = uint64_t(c.kv_dim());
   HostWeights w;
   w.token_embd = load_bf16(file, "token_embd.weight", {C, V});
-  w.layers.resize(size_t(c.n_layers));
+  // Layers are appended as they load, not sized up front: block_count may be up to 2^24, and a
+  // file that claims that many blocks but holds two must fail at blk.2, not after allocating
+  // 2^24 empty LayerWeights (4.7 GB).
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
-    LayerWeights& L = w.layers[size_t(l)];
+    LayerWeights& L = w.layers.emplace_back();
     L.attn_norm = load_bf16(file, b + "attn_norm.weight", {C});
     L.wq = load_bf16(file, b + "attn_q.weight", {C, QD});
     L.wk = load_bf16(file, b + "attn_k.weight", {C, KVD});

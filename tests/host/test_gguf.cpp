@@ -11,9 +11,12 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "llama3/bf16.hpp"
@@ -133,6 +136,17 @@ std::string parse_error(const std::vector<uint8_t>& bytes) {
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+/// The LoadError message of calling `fn`, or "" if it returned. Anything else escapes the test.
+template <class F>
+std::string load_error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const LoadError& e) {
+    return e.what();
+  }
+  return "";
+}
 
 /// A small valid file with every value type and two tensors.
 GgufWriter sample_writer() {
@@ -443,6 +457,85 @@ TEST_CASE("gguf: malformed fields are rejected with what, where and what was exp
   }
 }
 
+TEST_CASE("gguf: the remaining malformed headers and descriptors are rejected") {
+  SUBCASE("empty tensor name") {
+    GgufWriter w;
+    w.tensor_raw("", {4}, uint32_t(GgmlType::F32), 0);
+    CHECK(contains(parse_error(w.build()), "tensor 0 at byte offset 24 has an empty name"));
+  }
+  SUBCASE("dimension above 2^63-1") {
+    GgufWriter w;
+    w.tensor_raw("n", {uint64_t(1) << 63}, uint32_t(GgmlType::F32), 0);
+    CHECK(contains(parse_error(w.build()),
+                   "tensor 'n': ne[0] = 9223372036854775808 at byte offset 37 is out of range: expected 1..2^63-1"));
+  }
+  SUBCASE("element count above 2^63-1 without overflowing 64 bits") {
+    GgufWriter w;
+    w.tensor_raw("e", {uint64_t(1) << 32, (uint64_t(1) << 31) + 1}, uint32_t(GgmlType::I8), 0);
+    CHECK(contains(parse_error(w.build()), "tensor 'e': element count 9223372041149743104 exceeds 2^63-1"));
+  }
+  SUBCASE("file ends inside the padding before the data section") {
+    GgufWriter w;
+    w.tensor_raw("t", {8}, uint32_t(GgmlType::F32), 0);
+    std::vector<uint8_t> b = w.build();
+    b.resize(24 + 8 + 1 + 4 + 8 + 4 + 8);  // header + the one descriptor: 57 bytes, not a multiple of 32
+    CHECK(contains(parse_error(b), "data section would start at byte offset 64 (end of tensor infos 57 rounded up to "
+                                   "alignment 32) but the file has only 57 bytes"));
+  }
+  SUBCASE("alignment 0, above 2^30, or a uint64 beyond int64") {
+    GgufWriter w0;
+    w0.kv_u32("general.alignment", 0);
+    CHECK(contains(parse_error(w0.build()), "is 0: expected a power of two between 1 and 2^30"));
+    GgufWriter big;
+    big.kv_u32("general.alignment", uint32_t(1) << 31);
+    CHECK(contains(parse_error(big.build()), "is 2147483648: expected a power of two between 1 and 2^30"));
+    GgufWriter huge;
+    huge.kv("general.alignment", GgufType::UInt64, UINT64_MAX);
+    CHECK(contains(parse_error(huge.build()),
+                   "metadata key 'general.alignment' holds uint64 18446744073709551615, which does not fit in int64"));
+  }
+}
+
+TEST_CASE("gguf: getters reject arrays of the wrong element type and scalars asked for as arrays") {
+  const std::vector<uint8_t> bytes = sample_writer().build();
+  const GgufFile f = GgufFile::parse(bytes.data(), bytes.size());
+  CHECK(contains(load_error_of([&] { f.get_float_array("words"); }),
+                 "has type array of string: expected array of float32 or float64"));
+  CHECK(contains(load_error_of([&] { f.get_int_array("floats"); }), "has type array of float32: expected array of integers"));
+  CHECK(contains(load_error_of([&] { f.array_size("u8"); }), "metadata key 'u8' (at byte offset"));
+  CHECK(contains(load_error_of([&] { f.array_size("u8"); }), "has type uint8: expected an array"));
+  CHECK(contains(load_error_of([&] { f.type_of("nope"); }), "GGUF: missing metadata key 'nope'"));
+}
+
+TEST_CASE("gguf: open() names the file in every error, and a directory is refused") {
+  const std::string path = "/tmp/ftp_test_gguf_bad_" + std::to_string(::getpid()) + ".gguf";
+  {
+    std::vector<uint8_t> bytes = sample_writer().build();
+    bytes[0] = 'X';
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  }
+  const std::string bad = load_error_of([&] { GgufFile::open(path); });
+  std::remove(path.c_str());
+  CHECK(contains(bad, "GGUF: bad magic at byte offset 0"));
+  CHECK(contains(bad, " [file '" + path + "']"));
+
+  char dir_template[] = "/tmp/ftp_test_gguf_dir_XXXXXX";
+  const char* dir = ::mkdtemp(dir_template);
+  REQUIRE(dir != nullptr);
+  struct stat st {};
+  REQUIRE(::stat(dir, &st) == 0);
+  const std::string e = load_error_of([&] { GgufFile::open(dir); });
+  ::rmdir(dir);
+  // open() succeeds on a directory; mmap then fails (ENODEV), unless the file system reports a
+  // directory size of 0, which leaves nothing to map and the parser sees an empty file.
+  if (st.st_size > 0) {
+    CHECK(contains(e, std::string("GGUF: cannot mmap '") + dir + "': No such device"));
+  } else {
+    CHECK(contains(e, "file too small for the magic: 0 bytes"));
+  }
+}
+
 TEST_CASE("gguf: random byte flips never crash (LoadError or a valid parse)") {
   const std::vector<uint8_t> full = sample_writer().build();
   std::mt19937 rng(1234);
@@ -592,18 +685,25 @@ TEST_CASE("dequant: unsupported types and partial blocks are LoadErrors") {
 namespace {
 
 /// Metadata of a tiny Llama: C=8, I=12, 2 layers, Hq=2, Hkv=1, d=4, V=16.
-GgufWriter tiny_llama_metadata(const std::string& arch = "llama") {
+/// `skip` leaves keys out (without the "<arch>." prefix), so a test can write its own value.
+GgufWriter tiny_llama_metadata(const std::string& arch = "llama", const std::set<std::string>& skip = {}) {
   GgufWriter w;
   w.kv_str("general.architecture", arch);
   const std::string p = arch + ".";
-  w.kv_u32(p + "context_length", 64);
-  w.kv_u32(p + "embedding_length", 8);
-  w.kv_u32(p + "block_count", 2);
-  w.kv_u32(p + "feed_forward_length", 12);
-  w.kv_u32(p + "attention.head_count", 2);
-  w.kv_u32(p + "attention.head_count_kv", 1);
-  w.kv_f32(p + "rope.freq_base", 10000.0f);
-  w.kv_f32(p + "attention.layer_norm_rms_epsilon", 1e-6f);
+  auto u32 = [&](const std::string& key, uint32_t v) {
+    if (!skip.count(key)) w.kv_u32(p + key, v);
+  };
+  auto f32 = [&](const std::string& key, float v) {
+    if (!skip.count(key)) w.kv_f32(p + key, v);
+  };
+  u32("context_length", 64);
+  u32("embedding_length", 8);
+  u32("block_count", 2);
+  u32("feed_forward_length", 12);
+  u32("attention.head_count", 2);
+  u32("attention.head_count_kv", 1);
+  f32("rope.freq_base", 10000.0f);
+  f32("attention.layer_norm_rms_epsilon", 1e-6f);
   return w;
 }
 
@@ -613,11 +713,10 @@ std::vector<float> ramp(size_t n, float scale) {
   return v;
 }
 
-/// tiny_llama_metadata plus every tensor, all F32; `skip` omits one tensor by name, `bad_shape`
-/// gives one tensor a transposed shape.
-std::vector<uint8_t> tiny_llama_file(const std::string& skip = "", const std::string& bad_shape = "",
-                                     bool with_output = false) {
-  GgufWriter w = tiny_llama_metadata();
+/// The metadata `w` (by default tiny_llama_metadata) plus every tensor, all F32, not yet built;
+/// `skip` omits one tensor by name, `bad_shape` gives one tensor a transposed shape.
+GgufWriter tiny_llama_writer(const std::string& skip = "", const std::string& bad_shape = "", bool with_output = false,
+                             GgufWriter w = tiny_llama_metadata()) {
   auto add = [&](const std::string& name, std::vector<uint64_t> ne) {
     if (name == skip) return;
     if (name == bad_shape && ne.size() == 2) std::swap(ne[0], ne[1]);
@@ -640,7 +739,12 @@ std::vector<uint8_t> tiny_llama_file(const std::string& skip = "", const std::st
   }
   add("output_norm.weight", {8});
   if (with_output) add("output.weight", {8, 16});
-  return w.build();
+  return w;
+}
+
+std::vector<uint8_t> tiny_llama_file(const std::string& skip = "", const std::string& bad_shape = "",
+                                     bool with_output = false) {
+  return tiny_llama_writer(skip, bad_shape, with_output).build();
 }
 
 std::string config_error(const GgufWriter& w) {
@@ -807,6 +911,137 @@ TEST_CASE("weights: a tiny llama loads, ties its output, and bad tensors are nam
                  "tensor 'blk.0.attn_k.weight' has ne [4, 8]: expected [8, 4]"));
   CHECK(contains(load_error(tiny_llama_file("", "blk.0.ffn_down.weight")),
                  "tensor 'blk.0.ffn_down.weight' has ne [8, 12]: expected [12, 8]"));
+}
+
+TEST_CASE("config: every other rejected value names the key and what was expected") {
+  const auto without = [](std::initializer_list<std::string> keys) { return tiny_llama_metadata("llama", keys); };
+  SUBCASE("no architecture, or one of the wrong type") {
+    GgufWriter w;
+    w.kv_u32("llama.block_count", 2);
+    CHECK(contains(config_error(w), "model config: missing metadata key 'general.architecture'"));
+    GgufWriter typed;
+    typed.kv_u32("general.architecture", 1);
+    CHECK(contains(config_error(typed), "metadata key 'general.architecture' (at byte offset 56) has type uint32: expected string"));
+  }
+  SUBCASE("negative count") {
+    GgufWriter w = without({"attention.head_count"});
+    w.kv("llama.attention.head_count", GgufType::Int32, int32_t(-5));
+    CHECK(contains(config_error(w), "metadata key 'llama.attention.head_count' is -5: expected a positive integer"));
+  }
+  SUBCASE("a size above 2^24") {
+    GgufWriter w = without({"feed_forward_length"});
+    w.kv_u32("llama.feed_forward_length", (1u << 24) + 1);
+    CHECK(contains(config_error(w), "metadata key 'llama.feed_forward_length' is 16777217: expected at most 16777216"));
+  }
+  SUBCASE("value head size differs from key head size") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_u32("llama.attention.key_length", 4);
+    w.kv_u32("llama.attention.value_length", 8);
+    CHECK(contains(config_error(w),
+                   "llama.attention.value_length (8) differs from llama.attention.key_length (4): not supported"));
+  }
+  SUBCASE("hidden size not a multiple of the head count") {
+    GgufWriter w = without({"embedding_length"});
+    w.kv_u32("llama.embedding_length", 9);
+    CHECK(contains(config_error(w), "llama.embedding_length (9) is not a multiple of llama.attention.head_count (2)"));
+  }
+  SUBCASE("head size above 4096") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_u32("llama.attention.key_length", 5000);
+    CHECK(contains(config_error(w), "head size 5000 is out of range: expected at most 4096"));
+  }
+  SUBCASE("rope dimension above the head size") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_u32("llama.rope.dimension_count", 6);
+    CHECK(contains(config_error(w), "llama.rope.dimension_count is 6: expected an even number <= head size 4"));
+  }
+  SUBCASE("rope base of 1") {
+    GgufWriter w = without({"rope.freq_base"});
+    w.kv_f32("llama.rope.freq_base", 1.0f);
+    CHECK(contains(config_error(w), "llama.rope.freq_base is 1: expected a finite number > 1"));
+  }
+  SUBCASE("rms epsilon of 0") {
+    GgufWriter w = without({"attention.layer_norm_rms_epsilon"});
+    w.kv_f32("llama.attention.layer_norm_rms_epsilon", 0.0f);
+    CHECK(contains(config_error(w),
+                   "metadata key 'llama.attention.layer_norm_rms_epsilon' is 0: expected a number in (0, 1)"));
+  }
+  SUBCASE("llama3 rope scaling with low >= high frequency factor") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_str("llama.rope.scaling.type", "llama3");
+    w.kv_f32("llama.rope.scaling.factor", 8.0f);
+    w.kv_f32("llama.rope.scaling.low_freq_factor", 4.0f);
+    w.kv_f32("llama.rope.scaling.high_freq_factor", 1.0f);
+    CHECK(contains(config_error(w), "llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, got 4 and 1"));
+  }
+  SUBCASE("rope scaling factor of 0") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_str("llama.rope.scaling.type", "linear");
+    w.kv_f32("llama.rope.scaling.factor", 0.0f);
+    CHECK(contains(config_error(w), "llama.rope.scaling.factor is 0: expected a finite number > 0"));
+  }
+  SUBCASE("embedding with 3 dimensions") {
+    GgufWriter w = tiny_llama_metadata();
+    w.tensor_f32("token_embd.weight", {8, 2, 1}, std::vector<float>(16));
+    CHECK(contains(config_error(w), "tensor 'token_embd.weight' has 3 dimensions: expected 2 ([C, V])"));
+  }
+  SUBCASE("more tokens than embedding rows") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_str_array("tokenizer.ggml.tokens", std::vector<std::string>(3, "t"));
+    w.tensor_f32("token_embd.weight", {8, 2}, std::vector<float>(16));
+    CHECK(contains(config_error(w), "tokenizer.ggml.tokens has 3 entries but 'token_embd.weight' only 2 rows"));
+  }
+  SUBCASE("vocabulary above 2^31") {
+    GgufWriter w = tiny_llama_metadata();
+    w.kv_u32("llama.vocab_size", (1u << 31) + 1);
+    CHECK(contains(config_error(w), "vocabulary size 2147483649 is out of range: expected 1..2^31"));
+  }
+}
+
+TEST_CASE("weights: undequantizable types, bad rope divisors and missing qwen2 biases are named") {
+  auto load_error = [](const GgufWriter& w) {
+    const std::vector<uint8_t> b = w.build();
+    return load_error_of([&] {
+      const GgufFile f = GgufFile::parse(b.data(), b.size());
+      HostWeights::load(f, config_from_gguf(f));
+    });
+  };
+  SUBCASE("an int32 tensor") {
+    GgufWriter w = tiny_llama_writer("blk.0.ffn_norm.weight");
+    w.tensor("blk.0.ffn_norm.weight", {8}, GgmlType::I32, std::vector<uint8_t>(32));
+    CHECK(contains(load_error(w), "weights: tensor 'blk.0.ffn_norm.weight' has type I32: expected F32, F16, BF16, "
+                                  "Q8_0, Q4_0 or Q4_1"));
+  }
+  SUBCASE("a rope divisor of 0") {
+    GgufWriter w = tiny_llama_writer();
+    w.tensor_f32("rope_freqs.weight", {2}, {1.0f, 0.0f});
+    CHECK(contains(load_error(w), "weights: tensor 'rope_freqs.weight' element 1 is 0: expected a finite divisor > 0"));
+  }
+  SUBCASE("qwen2 without Q/K/V biases") {
+    GgufWriter w = tiny_llama_writer("", "", false, tiny_llama_metadata("qwen2"));
+    CHECK(contains(load_error(w), "weights: missing tensor 'blk.0.attn_q.bias' (expected ne [8])"));
+  }
+  SUBCASE("2^24 blocks claimed, 2 present: rejected at blk.2 without allocating for 2^24") {
+    GgufWriter meta = tiny_llama_metadata("llama", {"block_count"});
+    meta.kv_u32("llama.block_count", 1u << 24);
+    rusage before {};
+    ::getrusage(RUSAGE_SELF, &before);
+    CHECK(contains(load_error(tiny_llama_writer("", "", false, meta)),
+                   "weights: missing tensor 'blk.2.attn_norm.weight' (expected ne [8])"));
+    rusage after {};
+    ::getrusage(RUSAGE_SELF, &after);
+    // Sizing the layer list up front took 4.7 GB here (2^24 empty LayerWeights) before failing.
+    CHECK(after.ru_maxrss - before.ru_maxrss < 512 * 1024);  // KiB
+  }
+  SUBCASE("dequantizing a tensor of an unsupported type names it") {
+    GgufWriter w;
+    w.tensor("q6", {256}, GgmlType::Q6_K, std::vector<uint8_t>(210));
+    const std::vector<uint8_t> b = w.build();
+    const GgufFile f = GgufFile::parse(b.data(), b.size());
+    CHECK(contains(load_error_of([&] { tensor_to_float(f, *f.find_tensor("q6")); }),
+                   "tensor 'q6': dequantize: tensor type Q6_K is not supported: expected F32, F16, BF16, Q8_0, Q4_0 or "
+                   "Q4_1"));
+  }
 }
 
 // =============================================================================================

@@ -250,6 +250,20 @@ std::string printable(const std::string& s) {
 //   8  abc       normal        17  Ċ ('\n') normal
 // merges, by rank: 0 "b c" -> bc, 1 "a b" -> ab, 2 "Ġ ab" -> Ġab, 3 "ab c" -> abc.
 
+/// The message of the exception of type E that `fn` throws, or "" when it returns. An exception of
+/// another type escapes and fails the test case, so a check on the message also checks the type.
+template <class E, class F>
+std::string message_of(F&& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 llama3::Tokenizer tiny_tokenizer(llama3::TokenizerOptions options = {}) {
   std::vector<std::string> tokens = {"<s>", "</s>", "a", "b", "c", "Ġ", "ab", "Ġab", "abc",
                                      "bc", "<tag>", "<", ">", "s", "/", "<|x|>", "<|x|>y", "Ċ"};
@@ -463,6 +477,14 @@ class GgufBuilder {
     ++count_;
     return *this;
   }
+  GgufBuilder& i64s(const std::string& key, const std::vector<int64_t>& v) {
+    this->key(key, 9);
+    pod_(uint32_t{11});
+    pod_(static_cast<uint64_t>(v.size()));
+    for (const int64_t x : v) pod_(x);
+    ++count_;
+    return *this;
+  }
   llama3::GgufFile build() const {
     std::string file = "GGUF";
     const auto put = [&file](const auto& v) { file.append(reinterpret_cast<const char*>(&v), sizeof v); };
@@ -564,6 +586,120 @@ TEST_CASE("from_gguf rejects malformed metadata with LoadError") {
     GgufBuilder b;
     b.str("tokenizer.ggml.model", "gpt2").i32s("tokenizer.ggml.tokens", {1, 2}).strs("tokenizer.ggml.merges", {});
     CHECK_THROWS_AS(llama3::Tokenizer::from_gguf(b.build()), llama3::LoadError);
+  }
+}
+
+TEST_CASE("every tokenizer rejection: the actual messages") {
+  const std::vector<std::string> tokens = {"a", "b", "ab"};
+  const auto make = [&](std::vector<std::string> t, std::vector<std::string> merges, std::vector<int32_t> types,
+                        int32_t bos, int32_t eos, std::string pre = "gpt2", llama3::TokenizerOptions options = {}) {
+    return llama3::Tokenizer(std::move(t), std::move(merges), std::move(types), bos, eos, std::move(pre),
+                             std::move(options));
+  };
+  using llama3::LoadError;
+  SUBCASE("plain constructor") {
+    CHECK(contains(message_of<LoadError>([&] { make({}, {}, {}, -1, -1); }),
+                   "tokenizer: the vocabulary (tokenizer.ggml.tokens) is empty"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {1, 1}, -1, -1); }),
+                   "tokenizer: tokenizer.ggml.token_type has 2 entries but tokenizer.ggml.tokens has 3"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {1, -1, 1}, -1, -1); }),
+                   "tokenizer: token 1 has token_type -1, expected 0..6"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {1, 7, 1}, -1, -1); }),
+                   "tokenizer: token 1 has token_type 7, expected 0..6"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {}, 3, -1); }),
+                   "tokenizer: bos_token_id 3 is outside the vocabulary [0, 3)"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {}, -1, -2); }),
+                   "tokenizer: eos_token_id -2 is outside the vocabulary [0, 3)"));
+    llama3::TokenizerOptions unk;
+    unk.unk_id = 5;
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {}, -1, -1, "gpt2", unk); }),
+                   "tokenizer: unknown_token_id 5 is outside the vocabulary [0, 3)"));
+    llama3::TokenizerOptions pad;
+    pad.pad_id = 3;
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {}, -1, -1, "gpt2", pad); }),
+                   "tokenizer: padding_token_id 3 is outside the vocabulary [0, 3)"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {"ab"}, {}, -1, -1); }),
+                   "tokenizer: merge 0 'ab' is not two tokens separated by one space"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {"a b", " a"}, {}, -1, -1); }),
+                   "tokenizer: merge 1 ' a' is not two tokens separated by one space"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {"a c"}, {}, -1, -1); }),
+                   "tokenizer: merge 0 'a c' names 'c', which is not in the vocabulary"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {"b a"}, {}, -1, -1); }),
+                   "tokenizer: merge 0 'b a' names 'ba', which is not in the vocabulary"));
+    CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {}, -1, -1, "qwen9"); }),
+                   "tokenizer: unsupported tokenizer.ggml.pre 'qwen9' (supported: smollm, llama-bpe, gpt2, default)"));
+  }
+  SUBCASE("from_gguf") {
+    const auto from = [](const GgufBuilder& b) {
+      return message_of<LoadError>([&] { llama3::Tokenizer::from_gguf(b.build()); });
+    };
+    GgufBuilder no_model;
+    no_model.strs("tokenizer.ggml.tokens", {"a"});
+    CHECK(contains(from(no_model), "tokenizer: GGUF has no tokenizer.ggml.model"));
+    GgufBuilder typed_model;
+    typed_model.u32("tokenizer.ggml.model", 2);
+    CHECK(contains(from(typed_model), "GGUF: metadata key 'tokenizer.ggml.model' (at byte offset 56) has type uint32: expected string"));
+    GgufBuilder spm;
+    spm.str("tokenizer.ggml.model", "llama");
+    CHECK(contains(from(spm), "tokenizer: tokenizer.ggml.model is 'llama'; only 'gpt2' (byte-level BPE) is supported"));
+    GgufBuilder no_tokens;
+    no_tokens.str("tokenizer.ggml.model", "gpt2").strs("tokenizer.ggml.merges", {});
+    CHECK(contains(from(no_tokens), "tokenizer: GGUF has no tokenizer.ggml.tokens"));
+    GgufBuilder no_merges;
+    no_merges.str("tokenizer.ggml.model", "gpt2").strs("tokenizer.ggml.tokens", {"a"});
+    CHECK(contains(from(no_merges), "tokenizer: GGUF has no tokenizer.ggml.merges"));
+    GgufBuilder int_tokens;
+    int_tokens.str("tokenizer.ggml.model", "gpt2").i32s("tokenizer.ggml.tokens", {1, 2}).strs("tokenizer.ggml.merges", {});
+    CHECK(contains(from(int_tokens), "has type array of int32: expected array of string"));
+    GgufBuilder scalar_merges;
+    scalar_merges.str("tokenizer.ggml.model", "gpt2").strs("tokenizer.ggml.tokens", {"a"}).u32("tokenizer.ggml.merges", 0);
+    CHECK(contains(from(scalar_merges), "metadata key 'tokenizer.ggml.merges'"));
+    CHECK(contains(from(scalar_merges), "has type uint32: expected an array"));
+    GgufBuilder wide_type;
+    wide_type.str("tokenizer.ggml.model", "gpt2")
+        .strs("tokenizer.ggml.tokens", {"a", "b"})
+        .strs("tokenizer.ggml.merges", {})
+        .i64s("tokenizer.ggml.token_type", {1, int64_t(1) << 40});
+    CHECK(contains(from(wide_type), "tokenizer: tokenizer.ggml.token_type[1] = 1099511627776 does not fit in int32"));
+    GgufBuilder big_eos;
+    big_eos.str("tokenizer.ggml.model", "gpt2")
+        .strs("tokenizer.ggml.tokens", {"a"})
+        .strs("tokenizer.ggml.merges", {})
+        .u32("tokenizer.ggml.eos_token_id", 4000000000u);
+    CHECK(contains(from(big_eos), "tokenizer: tokenizer.ggml.eos_token_id = 4000000000 does not fit in int32"));
+    GgufBuilder far_unk;
+    far_unk.str("tokenizer.ggml.model", "gpt2")
+        .strs("tokenizer.ggml.tokens", {"a"})
+        .strs("tokenizer.ggml.merges", {})
+        .u32("tokenizer.ggml.unknown_token_id", 9);
+    CHECK(contains(from(far_unk), "tokenizer: unknown_token_id 9 is outside the vocabulary [0, 1)"));
+    GgufBuilder bad_pre;
+    bad_pre.str("tokenizer.ggml.model", "gpt2")
+        .strs("tokenizer.ggml.tokens", {"a"})
+        .strs("tokenizer.ggml.merges", {})
+        .str("tokenizer.ggml.pre", "qwen9");
+    CHECK(contains(from(bad_pre), "tokenizer: unsupported tokenizer.ggml.pre 'qwen9'"));
+    GgufBuilder typed_chat;
+    typed_chat.str("tokenizer.ggml.model", "gpt2")
+        .strs("tokenizer.ggml.tokens", {"a"})
+        .strs("tokenizer.ggml.merges", {})
+        .u32("tokenizer.chat_template", 1);
+    CHECK(contains(from(typed_chat), "metadata key 'tokenizer.chat_template'"));
+    CHECK(contains(from(typed_chat), "has type uint32: expected string"));
+  }
+  SUBCASE("ids outside the vocabulary at use") {
+    const llama3::Tokenizer tok = tiny_tokenizer();
+    CHECK(contains(message_of<std::out_of_range>([&] { tok.decode({18}); }),
+                   "llama3::Tokenizer: token id 18 outside [0, 18)"));
+    CHECK(contains(message_of<std::out_of_range>([&] { tok.token_text(-1); }),
+                   "llama3::Tokenizer: token id -1 outside [0, 18)"));
+  }
+  SUBCASE("chat template of an unknown family, or none") {
+    CHECK(contains(message_of<std::invalid_argument>([] { llama3::detect_chat_format("{{ messages }}"); }),
+                   "chat template: not recognised (looked for '<|im_start|>' for ChatML and '<|start_header_id|>' for "
+                   "Llama 3)"));
+    CHECK(contains(message_of<std::invalid_argument>([] { llama3::apply_chat_template("", {{"user", "x"}}, true); }),
+                   "; the model has no tokenizer.chat_template"));
   }
 }
 
