@@ -11,6 +11,9 @@ namespace ftp::detail {
 
 inline void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
   if (status != cudaSuccess) {
+    // A failed runtime call also leaves its error for cudaGetLastError(); take it, so that the
+    // caller's next launch check does not report this failure a second time as its own.
+    (void)cudaGetLastError();
     throw Error("", concat("CUDA error ", cudaGetErrorName(status), " (", cudaGetErrorString(status), ") in ",
                            call, " at ", file, ":", line));
   }
