@@ -324,7 +324,7 @@ TEST_CASE("the per-layer step is deterministic: identical kept sets and bitwise 
   pruner.plan(layout.cu_seqlens.data(), 2, T_, nullptr);
   std::vector<__nv_bfloat16> first_out;
   std::vector<float> first_scores(T_);
-  for (int run = 0; run < 100; ++run) {
+  for (int run = 0; run < scaled(100); ++run) {
     d_residual.upload(residual.device_values);
     pruner.run(3, {d_q.get(), Hq * d, d_k.get(), Hkv * d, Hq, Hkv, d}, {d_residual.get(), C, C}, layer.fused_weights(),
                nullptr);

@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpu_guard.hpp"
+#include "test_util.cuh"
 #include "llama3/bf16.hpp"
 #include "llama3/cpu_reference.hpp"
 #include "llama3/gguf.hpp"
@@ -340,7 +341,7 @@ TEST_CASE("llama3 model: SmolLM2-135M dense logits match the CPU reference and H
 }
 
 TEST_CASE("llama3 model: an 8192-token prefill fits and reports its TTFT" * ftp_test::needs_gpu()) {
-  const int L = 8192;
+  const int L = ftp_test::scaled(8192);
   std::unique_ptr<DeviceModel> model;
   std::string what;
   const char* env = std::getenv("FTP_MODEL_PATH");

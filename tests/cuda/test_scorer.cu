@@ -89,7 +89,7 @@ TEST_CASE("LastQueriesAttention bf16 matches the host reference: GQA 32/8, d=128
   check_last_queries_attention<__nv_bfloat16>({1}, 32, 8, 128, 50, 1);
   check_last_queries_attention<__nv_bfloat16>({37}, 32, 8, 128, 50, 2);
   check_last_queries_attention<__nv_bfloat16>(kRagged, 32, 8, 128, 50, 3);
-  check_last_queries_attention<__nv_bfloat16>({32768}, 32, 8, 128, 50, 4);
+  check_last_queries_attention<__nv_bfloat16>({scaled(32768)}, 32, 8, 128, 50, 4);
 }
 
 TEST_CASE("LastQueriesAttention fp16 matches the host reference: GQA 32/8, d=128" * ftp_test::needs_gpu()) {
@@ -100,7 +100,7 @@ TEST_CASE("LastQueriesAttention fp16 matches the host reference: GQA 32/8, d=128
 TEST_CASE("LastQueriesAttention fp32 matches the host reference: GQA 32/8, d=128" * ftp_test::needs_gpu()) {
   check_last_queries_attention<float>({1}, 32, 8, 128, 50, 7);
   check_last_queries_attention<float>(kRagged, 32, 8, 128, 50, 8);
-  check_last_queries_attention<float>({16384, 7, 9000}, 32, 8, 128, 50, 9);
+  check_last_queries_attention<float>({scaled(16384), 7, scaled(9000)}, 32, 8, 128, 50, 9);
 }
 
 TEST_CASE("LastQueriesAttention matches the host reference: SmolLM2 GQA 9/3, d=64, all dtypes" * ftp_test::needs_gpu()) {

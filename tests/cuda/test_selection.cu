@@ -133,8 +133,8 @@ TEST_CASE("CumulativeEta on the GPU selects exactly the host reference's tokens"
       // a long sequence switches to the one-sort path (64-bit keys over the whole batch)
       check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, kLongMix, kind, ++seed);
     }
-    check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {32768}, Scores::PowerLaw, ++seed);
-    check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {20000, 9000, 3768}, Scores::Ties, ++seed);
+    check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {scaled(32768)}, Scores::PowerLaw, ++seed);
+    check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {scaled(20000), scaled(9000), scaled(3768)}, Scores::Ties, ++seed);
   }
 }
 
@@ -154,7 +154,7 @@ TEST_CASE("TopRatio, TopCount and KeepAll on the GPU select exactly the host ref
     check_selection(ftp::TopCount{0}, ftp::host::TopCount{0}, config, random_lengths(16, 400, 11), kind, 12);
     check_selection(ftp::KeepAll{}, ftp::host::KeepAll{}, config, kBoundaries, kind, 13);
   }
-  check_selection(ftp::TopRatio{0.4}, ftp::host::TopRatio{0.4}, config, {32768}, Scores::Exponential, 14);
+  check_selection(ftp::TopRatio{0.4}, ftp::host::TopRatio{0.4}, config, {scaled(32768)}, Scores::Exponential, 14);
 }
 
 TEST_CASE("the layer report flags sequences with invalid scores and counts kept tokens" * ftp_test::needs_gpu()) {

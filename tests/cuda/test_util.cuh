@@ -6,8 +6,11 @@
 #include <cuda_runtime.h>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -19,6 +22,34 @@
 #include "ftp/types.cuh"
 
 namespace ftp_test {
+
+/// Under the sanitizers every size that scaled() is given is divided by this.
+constexpr int kSanitizeDivisor = 8;
+
+/// True when FTP_SANITIZE=1 is set: the suite runs under compute-sanitizer (scripts/sanitize.sh),
+/// whose tools slow kernels 10-1000x, so the largest cases (32k-token scoring and selection, the
+/// 100-run determinism check, the 8k prefill) shrink through scaled(). Says so once on stderr.
+inline bool sanitizing() {
+  static const bool on = [] {
+    const char* env = std::getenv("FTP_SANITIZE");
+    const bool set = env != nullptr && env[0] == '1';
+    if (set) {
+      std::fprintf(stderr,
+                   "[ftp tests] FTP_SANITIZE=1: the largest test sizes are divided by %d (ftp_test::scaled) so the "
+                   "suite finishes under compute-sanitizer\n",
+                   kSanitizeDivisor);
+    }
+    return set;
+  }();
+  return on;
+}
+
+/// The one place reduced sizes are chosen: `n` normally, n / kSanitizeDivisor (at least 1) when
+/// sanitizing(). Use it for token counts and repetition counts of the large cases only.
+inline int scaled(int n) { return sanitizing() ? std::max(1, n / kSanitizeDivisor) : n; }
+
+/// Evaluated during static initialisation, so the note prints once, before the first test case.
+inline const bool kSanitizeNoteShown = sanitizing();
 
 inline void cuda_ok(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
