@@ -3,7 +3,12 @@
 // CumulativeEta (eta=0.9, F=10, P=100, N=50), and FTP with TopRatio 0.6 / 0.4, which stand in for
 // the attention concentration of trained models (random weights give nearly uniform attention).
 // Every FFN runs through ftp::Pruner (KeepAll for dense). Median of 3 CUDA-event TTFTs after a
-// warm-up of each variant.
+// warm-up of each variant. Memory per length, as bench/long_context.cu reports it: the FTP pruner's
+// workspace for a batch of that many tokens ("pruner_workspace_bytes": the library's size query,
+// through DeviceModel's own pruner type and shape) and the device memory in use after that length's
+// runs ("device_used_bytes" = cudaMemGetInfo total - free: the model sized once for --max-tokens,
+// its two pruners, the two TopRatio pruners, cuBLAS and the CUDA context; long_context.cu's
+// "device_bytes_in_use" is instead the growth of use while its model lives).
 //
 // Usage: ftp_bench_e2e [--json out.json] [--max-tokens 32768]
 #include <algorithm>
@@ -45,9 +50,13 @@ int main(int argc, char** argv) {
   RatioPruner keep_06(paper, model.pruner_shape(), {}, ftp::TopRatio{0.6});
   RatioPruner keep_04(paper, model.pruner_shape(), {}, ftp::TopRatio{0.4});
 
+  const std::size_t model_bytes = llama3::DeviceModel::device_bytes(shape, max_tokens, paper);
+  std::printf("model planned for %d tokens: %.1f MiB of device memory (DeviceModel::device_bytes)\n", max_tokens,
+              model_bytes / 1048576.0);
+
   std::vector<std::string> rows;
-  std::printf("%7s %10s %10s %8s %10s %8s %10s %8s\n", "tokens", "dense_ms", "eta0.9_ms", "kept", "keep0.6_ms", "speedup",
-              "keep0.4_ms", "speedup");
+  std::printf("%7s %10s %10s %8s %10s %8s %10s %8s %8s %8s\n", "tokens", "dense_ms", "eta0.9_ms", "kept", "keep0.6_ms",
+              "speedup", "keep0.4_ms", "speedup", "ws_MiB", "used_GiB");
   std::mt19937 rng(5);
   for (int L : {4096, 8192, 16384, 32768}) {
     if (L > max_tokens) continue;
@@ -57,15 +66,23 @@ int main(int argc, char** argv) {
     const auto eta = median_prefill([&] { return model.prefill(tokens, true); });
     const auto r06 = median_prefill([&] { return model.prefill_with(tokens, keep_06); });
     const auto r04 = median_prefill([&] { return model.prefill_with(tokens, keep_04); });
-    std::printf("%7d %10.2f %10.2f %8.3f %10.2f %7.3fx %10.2f %7.3fx\n", L, dense.ttft_ms, eta.ttft_ms,
+    ftp::WorkspaceShape length_shape = model.pruner_shape();
+    length_shape.max_tokens = L;
+    const std::size_t workspace = llama3::DeviceModel::FtpPruner::workspace_bytes(length_shape, paper);
+    std::size_t free_bytes = 0, total_bytes = 0;
+    bench::check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    const std::size_t in_use = total_bytes - free_bytes;
+    std::printf("%7d %10.2f %10.2f %8.3f %10.2f %7.3fx %10.2f %7.3fx %8.1f %8.2f\n", L, dense.ttft_ms, eta.ttft_ms,
                 eta.mean_kept_fraction(), r06.ttft_ms, dense.ttft_ms / r06.ttft_ms, r04.ttft_ms,
-                dense.ttft_ms / r04.ttft_ms);
+                dense.ttft_ms / r04.ttft_ms, workspace / 1048576.0, in_use / 1073741824.0);
     auto row = [&](const char* variant, const llama3::PrefillResult& r) {
-      char text[512];
+      char text[768];
       std::snprintf(text, sizeof(text),
                     "{\"model\": \"llama3-8b-shape\", \"variant\": \"%s\", \"seq_len\": %d, \"ttft_ms\": %.3f, "
-                    "\"mean_kept_fraction\": %.4f, \"speedup_vs_dense\": %.4f}",
-                    variant, L, r.ttft_ms, r.mean_kept_fraction(), dense.ttft_ms / r.ttft_ms);
+                    "\"mean_kept_fraction\": %.4f, \"speedup_vs_dense\": %.4f, \"pruner_workspace_bytes\": %zu, "
+                    "\"model_device_bytes\": %zu, \"device_used_bytes\": %zu}",
+                    variant, L, r.ttft_ms, r.mean_kept_fraction(), dense.ttft_ms / r.ttft_ms, workspace, model_bytes,
+                    in_use);
       rows.push_back(text);
     };
     row("dense", dense);
