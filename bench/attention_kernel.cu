@@ -1,10 +1,15 @@
-// Prefill attention kernel benchmark: validates llama3::kernels::launch_attention_prefill against
-// the naive fp32 GPU reference at L = 1024, then times it at L = 4k, 8k, 16k, 32k for one sequence
-// of the Llama3-8B attention shape (Hq = 32, Hkv = 8, d = 128) and reports TFLOP/s with the causal
-// FLOP count 4 * L^2 * d * Hq / 2.
+// Prefill attention kernel benchmark: the FA2 kernel (llama3::kernels::launch_attention_prefill,
+// mma.sync) and the Hopper kernel (launch_attention_prefill_sm90, wgmma, sm_90a) side by side.
+// Validates the FA2 kernel (and the sm90 one) against the naive fp32 GPU reference at L = 1024 of
+// the Llama3-8B shape, then for each shape -- Llama3-8B attention (Hq = 32, Hkv = 8, d = 128) and
+// SmolLM2 (Hq = 9, Hkv = 3, d = 64) -- and each L = 1k .. 32k (one sequence): checks the sm90 output
+// against the FA2 output (relative error printed), then times both kernels with CUDA events
+// (warm-up, median) and reports TFLOP/s with the causal FLOP count 4 * L^2 * d * Hq / 2. The sm90
+// columns are skipped (null in the JSON) where attention_prefill_sm90_available() is false.
 //
-// Build: nvcc -std=c++17 -O3 -arch=sm_90 -I examples bench/attention_kernel.cu -o build/attention_kernel
-// Run:   build/attention_kernel [--json out.json] [--iters 20]
+// Build: part of the CMake build (ftp_bench_attention; cmake/ftp_sm90a.cmake adds the sm_90a code), or
+//        nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -I examples bench/attention_kernel.cu -o attention_kernel
+// Run:   ftp_bench_attention [--json out.json] [--iters 20]
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,16 +17,24 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "llama3/kernels/attention_prefill.cuh"
+#include "llama3/kernels/attention_prefill_sm90.cuh"
 
 namespace {
 
 namespace lk = llama3::kernels;
 using lk::bf16;
 
-constexpr int kHq = 32, kHkv = 8, kD = 128;
+struct Shape {
+  const char* name;
+  int Hq, Hkv, D;
+};
+constexpr Shape kLlama{"llama3-8b", 32, 8, 128};
+constexpr Shape kSmol{"smollm2", 9, 3, 64};
+constexpr int kLengths[] = {1024, 2048, 4096, 8192, 16384, 32768};
 
 // Deterministic pseudo-random bf16 in about [-2, 2) from a hash of the index (fast for 1e8 values).
 __global__ void fill_kernel(bf16* x, std::int64_t n, std::uint32_t seed) {
@@ -33,15 +46,28 @@ __global__ void fill_kernel(bf16* x, std::int64_t n, std::uint32_t seed) {
   }
 }
 
+/// The FA2 launcher in the argument order of the sm90 one (lse after out).
+template <int D>
+void launch_fa2(const bf16* q, std::int64_t qs, const bf16* k, std::int64_t ks, const bf16* v, std::int64_t vs,
+                bf16* out, float* lse, const int* cu, int B, int T, int Hq, int Hkv) {
+  lk::launch_attention_prefill<D>(q, qs, k, ks, v, vs, out, cu, B, T, Hq, Hkv, nullptr, lse);
+}
+
+/// One sequence of length L of a shape: q, k, v, an output per kernel, lse.
 struct Buffers {
-  bf16 *q = nullptr, *k = nullptr, *v = nullptr, *out = nullptr;
+  Shape s;
+  int L;
+  bf16 *q = nullptr, *k = nullptr, *v = nullptr, *out = nullptr, *out_sm90 = nullptr;
+  float* lse = nullptr;
   int* cu = nullptr;
-  explicit Buffers(int L) {
-    const std::int64_t nq = static_cast<std::int64_t>(L) * kHq * kD, nk = static_cast<std::int64_t>(L) * kHkv * kD;
+  Buffers(Shape shape, int length) : s(shape), L(length) {
+    const std::int64_t nq = static_cast<std::int64_t>(L) * s.Hq * s.D, nk = static_cast<std::int64_t>(L) * s.Hkv * s.D;
     LLAMA3_CUDA_CHECK(cudaMalloc(&q, nq * sizeof(bf16)));
     LLAMA3_CUDA_CHECK(cudaMalloc(&k, nk * sizeof(bf16)));
     LLAMA3_CUDA_CHECK(cudaMalloc(&v, nk * sizeof(bf16)));
     LLAMA3_CUDA_CHECK(cudaMalloc(&out, nq * sizeof(bf16)));
+    LLAMA3_CUDA_CHECK(cudaMalloc(&out_sm90, nq * sizeof(bf16)));
+    LLAMA3_CUDA_CHECK(cudaMalloc(&lse, static_cast<std::size_t>(L) * s.Hq * sizeof(float)));
     LLAMA3_CUDA_CHECK(cudaMalloc(&cu, 2 * sizeof(int)));
     fill_kernel<<<1024, 256>>>(q, nq, 1u);
     fill_kernel<<<1024, 256>>>(k, nk, 2u);
@@ -51,49 +77,77 @@ struct Buffers {
     LLAMA3_CUDA_CHECK(cudaMemcpy(cu, h_cu, sizeof h_cu, cudaMemcpyHostToDevice));
     LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
   }
-  ~Buffers() { cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(out); cudaFree(cu); }
+  ~Buffers() { cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(out); cudaFree(out_sm90); cudaFree(lse); cudaFree(cu); }
   Buffers(const Buffers&) = delete;
   Buffers& operator=(const Buffers&) = delete;
-  void run(int L) {
-    lk::launch_attention_prefill<kD>(q, kHq * kD, k, kHkv * kD, v, kHkv * kD, out, cu, 1, L, kHq, kHkv, nullptr);
+  std::size_t out_elems() const { return static_cast<std::size_t>(L) * s.Hq * s.D; }
+
+  void run_fa2() {
+    if (s.D == 128) launch_fa2<128>(q, s.Hq * 128, k, s.Hkv * 128, v, s.Hkv * 128, out, nullptr, cu, 1, L, s.Hq, s.Hkv);
+    else launch_fa2<64>(q, s.Hq * 64, k, s.Hkv * 64, v, s.Hkv * 64, out, nullptr, cu, 1, L, s.Hq, s.Hkv);
+  }
+  void run_sm90() {
+    if (s.D == 128)
+      lk::launch_attention_prefill_sm90<128>(q, s.Hq * 128, k, s.Hkv * 128, v, s.Hkv * 128, out_sm90, lse, cu, 1, L,
+                                             s.Hq, s.Hkv, nullptr);
+    else
+      lk::launch_attention_prefill_sm90<64>(q, s.Hq * 64, k, s.Hkv * 64, v, s.Hkv * 64, out_sm90, lse, cu, 1, L, s.Hq,
+                                            s.Hkv, nullptr);
   }
 };
 
-/// ||out - ref|| / ||ref|| at length L; also counts non-finite outputs.
-double validate(int L, std::size_t* nonfinite) {
-  Buffers b(L);
-  const std::size_t n = static_cast<std::size_t>(L) * kHq * kD;
-  float* ref = nullptr;
-  LLAMA3_CUDA_CHECK(cudaMalloc(&ref, n * sizeof(float)));
-  LLAMA3_CUDA_CHECK(cudaMemset(b.out, 0xFF, n * sizeof(bf16)));  // NaN poison: unwritten shows up
-  b.run(L);
-  lk::launch_attention_prefill_reference<kD>(b.q, kHq * kD, b.k, kHkv * kD, b.v, kHkv * kD, ref, b.cu, 1, L, kHq, kHkv,
-                                             nullptr);
-  LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<bf16> h_out(n);
-  std::vector<float> h_ref(n);
-  LLAMA3_CUDA_CHECK(cudaMemcpy(h_out.data(), b.out, n * sizeof(bf16), cudaMemcpyDeviceToHost));
-  LLAMA3_CUDA_CHECK(cudaMemcpy(h_ref.data(), ref, n * sizeof(float), cudaMemcpyDeviceToHost));
-  cudaFree(ref);
+std::vector<float> download_bf16(const bf16* d, std::size_t n) {
+  std::vector<bf16> h(n);
+  LLAMA3_CUDA_CHECK(cudaMemcpy(h.data(), d, n * sizeof(bf16), cudaMemcpyDeviceToHost));
+  std::vector<float> f(n);
+  for (std::size_t i = 0; i < n; ++i) f[i] = __bfloat162float(h[i]);
+  return f;
+}
+
+/// ||a - b|| / ||b||; counts elements where either side is not finite (they are left out).
+double rel_error(const std::vector<float>& a, const std::vector<float>& b, std::size_t* nonfinite) {
   double num = 0, den = 0;
   *nonfinite = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double o = __bfloat162float(h_out[i]);
-    if (!std::isfinite(o)) { ++*nonfinite; continue; }
-    num += (o - h_ref[i]) * (o - h_ref[i]);
-    den += static_cast<double>(h_ref[i]) * h_ref[i];
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) { ++*nonfinite; continue; }
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
   }
   return std::sqrt(num / den);
 }
 
-struct Result {
-  int L;
-  double ms, tflops;
+/// The FA2 (and, when available, sm90) output against the fp32 reference at length L of the
+/// Llama3 shape; outputs are NaN-poisoned first so unwritten elements show up as non-finite.
+struct Validation {
+  double fa2_err = 0, sm90_err = -1;
+  std::size_t fa2_nonfinite = 0, sm90_nonfinite = 0;
 };
+Validation validate(int L, bool sm90) {
+  Buffers b(kLlama, L);
+  const std::size_t n = b.out_elems();
+  float* ref = nullptr;
+  LLAMA3_CUDA_CHECK(cudaMalloc(&ref, n * sizeof(float)));
+  LLAMA3_CUDA_CHECK(cudaMemset(b.out, 0xFF, n * sizeof(bf16)));
+  LLAMA3_CUDA_CHECK(cudaMemset(b.out_sm90, 0xFF, n * sizeof(bf16)));
+  b.run_fa2();
+  if (sm90) b.run_sm90();
+  lk::launch_attention_prefill_reference<128>(b.q, kLlama.Hq * 128, b.k, kLlama.Hkv * 128, b.v, kLlama.Hkv * 128, ref,
+                                              b.cu, 1, L, kLlama.Hq, kLlama.Hkv, nullptr);
+  LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<float> h_ref(n);
+  LLAMA3_CUDA_CHECK(cudaMemcpy(h_ref.data(), ref, n * sizeof(float), cudaMemcpyDeviceToHost));
+  cudaFree(ref);
+  Validation v;
+  v.fa2_err = rel_error(download_bf16(b.out, n), h_ref, &v.fa2_nonfinite);
+  if (sm90) v.sm90_err = rel_error(download_bf16(b.out_sm90, n), h_ref, &v.sm90_nonfinite);
+  return v;
+}
 
-Result time_length(int L, int iters) {
-  Buffers b(L);
-  for (int i = 0; i < 3; ++i) b.run(L);  // warm-up (also sets the smem attribute)
+/// Median milliseconds of `iters` timed runs of f after 3 warm-up runs (which also set the smem
+/// attribute).
+template <class F>
+double median_ms(F f, int iters) {
+  for (int i = 0; i < 3; ++i) f();
   LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
   cudaEvent_t start, stop;
   LLAMA3_CUDA_CHECK(cudaEventCreate(&start));
@@ -101,7 +155,7 @@ Result time_length(int L, int iters) {
   std::vector<float> ms(iters);
   for (int i = 0; i < iters; ++i) {
     LLAMA3_CUDA_CHECK(cudaEventRecord(start));
-    b.run(L);
+    f();
     LLAMA3_CUDA_CHECK(cudaEventRecord(stop));
     LLAMA3_CUDA_CHECK(cudaEventSynchronize(stop));
     LLAMA3_CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
@@ -109,9 +163,53 @@ Result time_length(int L, int iters) {
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   std::sort(ms.begin(), ms.end());
-  const double med = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
-  const double flops = 4.0 * L * static_cast<double>(L) * kD * kHq / 2.0;
-  return {L, med, flops / (med * 1e-3) / 1e12};
+  return iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
+}
+
+struct Result {
+  int L;
+  double fa2_ms, fa2_tflops;
+  bool sm90;                 // sm90 columns valid
+  double sm90_ms, sm90_tflops;
+  double sm90_vs_fa2;        // ||sm90 - fa2|| / ||fa2||
+  std::size_t sm90_nonfinite;
+};
+
+Result measure(Shape s, int L, int iters, bool sm90) {
+  Buffers b(s, L);
+  const double flops = 4.0 * L * static_cast<double>(L) * s.D * s.Hq / 2.0;
+  Result r{};
+  r.L = L;
+  r.sm90 = sm90;
+  if (sm90) {  // validate before timing: both outputs of the same inputs
+    LLAMA3_CUDA_CHECK(cudaMemset(b.out_sm90, 0xFF, b.out_elems() * sizeof(bf16)));
+    b.run_fa2();
+    b.run_sm90();
+    LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
+    r.sm90_vs_fa2 = rel_error(download_bf16(b.out_sm90, b.out_elems()), download_bf16(b.out, b.out_elems()),
+                              &r.sm90_nonfinite);
+  }
+  r.fa2_ms = median_ms([&] { b.run_fa2(); }, iters);
+  r.fa2_tflops = flops / (r.fa2_ms * 1e-3) / 1e12;
+  if (sm90) {
+    r.sm90_ms = median_ms([&] { b.run_sm90(); }, iters);
+    r.sm90_tflops = flops / (r.sm90_ms * 1e-3) / 1e12;
+  }
+  return r;
+}
+
+void json_result(FILE* f, const Result& r, bool last) {
+  if (r.sm90) {
+    std::fprintf(f,
+                 "{\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f, \"sm90_median_ms\": %.6f, \"sm90_tflops\": %.3f, "
+                 "\"sm90_rel_error_vs_fa2\": %.6e, \"sm90_nonfinite\": %zu}%s\n",
+                 r.L, r.fa2_ms, r.fa2_tflops, r.sm90_ms, r.sm90_tflops, r.sm90_vs_fa2, r.sm90_nonfinite, last ? "" : ",");
+  } else {
+    std::fprintf(f,
+                 "{\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f, \"sm90_median_ms\": null, \"sm90_tflops\": null, "
+                 "\"sm90_rel_error_vs_fa2\": null, \"sm90_nonfinite\": null}%s\n",
+                 r.L, r.fa2_ms, r.fa2_tflops, last ? "" : ",");
+  }
 }
 
 }  // namespace
@@ -130,21 +228,40 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     LLAMA3_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (%d SMs)\n", prop.name, prop.multiProcessorCount);
+    std::printf("device: %s (%d SMs, sm_%d%d)\n", prop.name, prop.multiProcessorCount, prop.major, prop.minor);
+    const bool sm90 = lk::attention_prefill_sm90_available();
+    std::printf("wgmma (sm90) kernel: %s\n", sm90 ? "available" : "NOT available (needs an sm_90a build on a cc 9.0 GPU)");
 
     constexpr int kValidateL = 1024;
-    std::size_t nonfinite = 0;
-    const double err = validate(kValidateL, &nonfinite);
-    const bool ok = err < 1e-2 && nonfinite == 0;
-    std::printf("validation L=%d Hq=%d Hkv=%d d=%d: rel error %.3e, non-finite %zu -> %s\n", kValidateL, kHq, kHkv, kD,
-                err, nonfinite, ok ? "OK" : "FAILED");
-    if (!ok) return 1;
+    const Validation val = validate(kValidateL, sm90);
+    const bool fa2_ok = val.fa2_err < 1e-2 && val.fa2_nonfinite == 0;
+    const bool sm90_ok = !sm90 || (val.sm90_err < 1e-2 && val.sm90_nonfinite == 0);
+    std::printf("validation L=%d Hq=%d Hkv=%d d=%d: FA2 rel error %.3e, non-finite %zu -> %s\n", kValidateL, kLlama.Hq,
+                kLlama.Hkv, kLlama.D, val.fa2_err, val.fa2_nonfinite, fa2_ok ? "OK" : "FAILED");
+    if (sm90)
+      std::printf("validation L=%d Hq=%d Hkv=%d d=%d: sm90 rel error %.3e, non-finite %zu -> %s\n", kValidateL,
+                  kLlama.Hq, kLlama.Hkv, kLlama.D, val.sm90_err, val.sm90_nonfinite, sm90_ok ? "OK" : "FAILED");
+    if (!fa2_ok || !sm90_ok) return 1;
 
-    std::vector<Result> results;
-    std::printf("\n%8s %12s %10s\n", "L", "median ms", "TFLOP/s");
-    for (int L : {4096, 8192, 16384, 32768}) {
-      results.push_back(time_length(L, iters));
-      std::printf("%8d %12.3f %10.1f\n", results.back().L, results.back().ms, results.back().tflops);
+    const Shape shapes[] = {kLlama, kSmol};
+    std::vector<std::vector<Result>> results;
+    bool all_ok = true;
+    for (const Shape& s : shapes) {
+      std::printf("\n%s: Hq=%d Hkv=%d d=%d\n%8s %10s %9s %10s %9s %9s %12s\n", s.name, s.Hq, s.Hkv, s.D, "L", "FA2 ms",
+                  "FA2 TF/s", "sm90 ms", "sm90 TF/s", "speedup", "sm90 vs FA2");
+      results.emplace_back();
+      for (int L : kLengths) {
+        const Result r = measure(s, L, iters, sm90);
+        results.back().push_back(r);
+        if (r.sm90) {
+          const bool ok = r.sm90_vs_fa2 < 1e-2 && r.sm90_nonfinite == 0;
+          all_ok = all_ok && ok;
+          std::printf("%8d %10.3f %9.1f %10.3f %9.1f %9.2f %12.3e%s\n", L, r.fa2_ms, r.fa2_tflops, r.sm90_ms,
+                      r.sm90_tflops, r.fa2_ms / r.sm90_ms, r.sm90_vs_fa2, ok ? "" : " FAILED");
+        } else {
+          std::printf("%8d %10.3f %9.1f %10s %9s %9s %12s\n", L, r.fa2_ms, r.fa2_tflops, "-", "-", "-", "-");
+        }
+      }
     }
 
     if (!json_path.empty()) {
@@ -153,17 +270,40 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
         return 1;
       }
+      // Top-level fields describe the Llama3-8B shape (as before); "shapes" holds both shapes.
       std::fprintf(f,
                    "{\n  \"benchmark\": \"attention_prefill_kernel\",\n  \"device\": \"%s\",\n  \"B\": 1, \"Hq\": %d, "
                    "\"Hkv\": %d, \"d\": %d, \"iters\": %d,\n  \"flops\": \"4*L^2*d*Hq/2\",\n"
-                   "  \"validation\": {\"L\": %d, \"rel_error\": %.6e},\n  \"results\": [\n",
-                   prop.name, kHq, kHkv, kD, iters, kValidateL, err);
-      for (std::size_t i = 0; i < results.size(); ++i)
-        std::fprintf(f, "    {\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f}%s\n", results[i].L, results[i].ms,
-                     results[i].tflops, i + 1 < results.size() ? "," : "");
+                   "  \"kernels\": {\"fa2\": \"launch_attention_prefill (mma.sync)\", "
+                   "\"sm90\": \"launch_attention_prefill_sm90 (wgmma)\"},\n  \"sm90_available\": %s,\n"
+                   "  \"validation\": {\"L\": %d, \"rel_error\": %.6e},\n",
+                   prop.name, kLlama.Hq, kLlama.Hkv, kLlama.D, iters, sm90 ? "true" : "false", kValidateL,
+                   val.fa2_err);
+      if (sm90) std::fprintf(f, "  \"sm90_validation\": {\"L\": %d, \"rel_error\": %.6e},\n", kValidateL, val.sm90_err);
+      else std::fprintf(f, "  \"sm90_validation\": null,\n");
+      std::fprintf(f, "  \"results\": [\n");
+      for (std::size_t i = 0; i < results[0].size(); ++i) {
+        std::fprintf(f, "    ");
+        json_result(f, results[0][i], i + 1 == results[0].size());
+      }
+      std::fprintf(f, "  ],\n  \"shapes\": [\n");
+      for (std::size_t si = 0; si < results.size(); ++si) {
+        const Shape& s = shapes[si];
+        std::fprintf(f, "    {\"name\": \"%s\", \"Hq\": %d, \"Hkv\": %d, \"d\": %d, \"results\": [\n", s.name, s.Hq,
+                     s.Hkv, s.D);
+        for (std::size_t i = 0; i < results[si].size(); ++i) {
+          std::fprintf(f, "      ");
+          json_result(f, results[si][i], i + 1 == results[si].size());
+        }
+        std::fprintf(f, "    ]}%s\n", si + 1 < results.size() ? "," : "");
+      }
       std::fprintf(f, "  ]\n}\n");
       std::fclose(f);
       std::printf("\nwrote %s\n", json_path.c_str());
+    }
+    if (!all_ok) {
+      std::fprintf(stderr, "sm90 output differs from FA2 at some shape (see FAILED above)\n");
+      return 1;
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
