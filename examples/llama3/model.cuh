@@ -43,6 +43,7 @@
 #include "llama3/host_weights.hpp"
 #include "llama3/kernels/attention_decode.cuh"
 #include "llama3/kernels/attention_prefill.cuh"
+#include "llama3/kernels/attention_prefill_sm90.cuh"
 #include "llama3/kernels/common.cuh"
 #include "llama3/kernels/embedding.cuh"
 #include "llama3/kernels/rmsnorm.cuh"
@@ -315,6 +316,9 @@ struct Sampling {
   float u = 0.0f;
 };
 
+/// Prefill attention kernels of the runner (see DeviceModel::set_attention_kernel).
+enum class AttentionKernel { Fa2, Wgmma };
+
 /// What one prefill did.
 struct PrefillResult {
   int num_tokens = 0;               ///< L
@@ -473,6 +477,17 @@ class DeviceModel : private model_detail::Handles {
     ftp_pruner_.reset();
     ftp_pruner_ = std::make_unique<FtpPruner>(ftp_config, pruner_shape());
     ftp_pruner_->set_observer([this](const ftp::LayerReport& r) { record(r); });
+  }
+
+  /// The prefill attention kernel: Wgmma (Hopper, sm_90a) where the device and the build have it,
+  /// else Fa2 (mma.sync, any sm_80+ GPU). Both compute the same function (tested against each other).
+  AttentionKernel attention_kernel() const { return attention_kernel_; }
+  /// Chooses the prefill attention kernel; Wgmma where it is not available throws.
+  void set_attention_kernel(AttentionKernel kernel) {
+    if (kernel == AttentionKernel::Wgmma && !kernels::attention_prefill_sm90_available()) {
+      throw std::runtime_error("set_attention_kernel: the wgmma kernel needs an sm_90 GPU and a build with sm_90a code");
+    }
+    attention_kernel_ = kernel;
   }
 
   /// Whether FTP's scorer reuses the attention kernel's row log-sum-exp (default) or computes its
@@ -898,13 +913,21 @@ class DeviceModel : private model_detail::Handles {
   }
 
   void attention_prefill(const bf16* q, const bf16* k, const bf16* v, int T) {
-    const int QKV = qkv_dim();
     if (head_dim() == 64) {
-      kernels::launch_attention_prefill<64>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(),
-                                            kv_heads(), stream_, a_.attn_lse);
+      attention_prefill_d<64>(q, k, v, T);
     } else {
-      kernels::launch_attention_prefill<128>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(),
-                                             kv_heads(), stream_, a_.attn_lse);
+      attention_prefill_d<128>(q, k, v, T);
+    }
+  }
+  template <int D>
+  void attention_prefill_d(const bf16* q, const bf16* k, const bf16* v, int T) {
+    const int QKV = qkv_dim();
+    if (attention_kernel_ == AttentionKernel::Wgmma) {
+      kernels::launch_attention_prefill_sm90<D>(q, QKV, k, QKV, v, QKV, a_.attn, a_.attn_lse, a_.cu_seqlens, 1, T,
+                                                q_heads(), kv_heads(), stream_);
+    } else {
+      kernels::launch_attention_prefill<D>(q, QKV, k, QKV, v, QKV, a_.attn, a_.cu_seqlens, 1, T, q_heads(), kv_heads(),
+                                           stream_, a_.attn_lse);
     }
   }
 
@@ -992,6 +1015,8 @@ class DeviceModel : private model_detail::Handles {
   int cached_ = 0;         // positions in the KV cache
   bool decode_planned_ = false;
   bool reuse_attention_lse_ = true;
+  AttentionKernel attention_kernel_ =
+      kernels::attention_prefill_sm90_available() ? AttentionKernel::Wgmma : AttentionKernel::Fa2;
   std::unique_ptr<DensePruner> dense_pruner_;
   std::unique_ptr<FtpPruner> ftp_pruner_;
 };
