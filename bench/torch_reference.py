@@ -522,8 +522,11 @@ def main():
     ap.add_argument("--budget-s", type=float, default=225.0, help="skip remaining rows after this many seconds")
     ap.add_argument("--skip-gemm", action="store_true")
     ap.add_argument("--skip-sdpa", action="store_true")
+    ap.add_argument("--variants", default=",".join(v[0] for v in VARIANTS),
+                    help="comma list of the TTFT variants to run (default: all)")
     args = ap.parse_args()
     args.lengths = [int(x) for x in args.lengths.split(",") if x]
+    args.variants = [x for x in args.variants.split(",") if x]
     report = Report(args.json)
 
     try:
@@ -655,6 +658,8 @@ def main():
     for L in args.lengths:
         ids = torch.randint(0, 128256, (1, L), device="cuda", generator=torch.Generator(device="cuda").manual_seed(L))
         for name, rule, value in VARIANTS:
+            if name not in args.variants:
+                continue
             row = {"section": "ttft", "variant": name, "L": L}
             if over_budget():
                 row["error"] = "skipped: time budget"

@@ -1,29 +1,100 @@
 #!/usr/bin/env bash
-# Builds and runs the whole GPU test suite and the benchmarks on a CUDA machine, writing logs and
-# JSON to $OUT (or ./gpu-out). Used on the lent H100/H200: bash scripts/gpu_suite.sh
+# What runs on the lent H100/H200: builds, the whole GPU test suite and the benchmarks, writing logs
+# and JSON to $OUT (or ./gpu-out) and printing the summary lines last.
+#
+# Usage: bash scripts/gpu_suite.sh [STEP...]     (no step: all of them, in this order)
+#   build        configure build-gpu (sm_90 + sm_90a) and build the programs below
+#   tests        the GPU test suite (FTP_REQUIRE_GPU=1: a missing GPU fails) and the host tests
+#   model-tests  only the runner's test cases (after the model was placed in .cache/models)
+#   demo         the README demo's runner command (GPL-2 text + question, dense vs FTP)
+#   overhead     bench/overhead.cu        attention  bench/attention_kernel.cu
+#   e2e          bench/e2e.cu             torch      bench/torch_reference.py (same GPU session)
+#   summary      bench/summary.py over the JSON of this run, then bench/plot.py
+#   collect      copies the JSON, the summary, two plots and a tarball of all logs into $OUT
+# Logs and JSON go to $FTP_GPU_WORK (default /tmp/gpu-work), which a later call on the same warm
+# machine shares, as it shares build-gpu.
 set -uo pipefail
-out=${OUT:-$PWD/gpu-out}
+cd "$(dirname "$0")/.." || exit 1
+out=${FTP_GPU_WORK:-/tmp/gpu-work}
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-targets=${FTP_GPU_TARGETS:-"ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"}
-cmake --build build-gpu -j"$(nproc)" --target $targets > "$out/build.log" 2>&1 || { grep -E "error" "$out/build.log" | head -30; exit 1; }
-echo "== GPU tests"
-FTP_REQUIRE_GPU=1 ./build-gpu/tests/ftp_cuda_tests ${FTP_TEST_ARGS:-} > "$out/cuda_tests.log" 2>&1
-cuda_rc=$?
-grep -E "ERROR|FAILED|relative error|whole step|kept rows" "$out/cuda_tests.log" | head -60
-grep -E "test cases:|assertions:" "$out/cuda_tests.log"
-echo "== host tests"
-./build-gpu/tests/ftp_host_tests > "$out/host_tests.log" 2>&1
-host_rc=$?
-grep -E "test cases:" "$out/host_tests.log"
-if [ "${FTP_SKIP_BENCH:-0}" != 1 ]; then
-  echo "== bench: overhead"
-  ./build-gpu/bench/ftp_bench_overhead --json "$out/overhead.json" 2>&1
-  echo "== bench: attention kernel"
-  ./build-gpu/bench/ftp_bench_attention --json "$out/attention.json" 2>&1 | tail -8
-  echo "== bench: end to end (Llama3-8B shape, synthetic weights)"
-  ./build-gpu/bench/ftp_bench_e2e --json "$out/e2e.json" 2>&1 | tail -8
-fi
-echo "cuda_tests rc=$cuda_rc host_tests rc=$host_rc"
-[ $cuda_rc -eq 0 ] && [ $host_rc -eq 0 ]
+bin=build-gpu
+model=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(build tests overhead attention e2e torch demo summary collect)
+status=0
+
+step_build() {
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
+  cmake -S . -B $bin -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/configure.log" 2>&1 ||
+    { tail -30 "$out/configure.log"; return 1; }
+  local targets="ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"
+  # shellcheck disable=SC2086
+  cmake --build $bin -j"$(nproc)" --target $targets > "$out/build.log" 2>&1 ||
+    { grep -E "error" "$out/build.log" | head -30; return 1; }
+  echo "build: ok"
+}
+
+step_tests() {
+  FTP_REQUIRE_GPU=1 ./$bin/tests/ftp_cuda_tests > "$out/cuda_tests.log" 2>&1
+  local rc=$?
+  grep -E "ERROR|FAILED|SKIPPED|relative error|worst|TFLOP" "$out/cuda_tests.log" | head -60
+  grep -E "test cases:|assertions:" "$out/cuda_tests.log"
+  ./$bin/tests/ftp_host_tests > "$out/host_tests.log" 2>&1 || rc=1
+  grep -E "test cases:" "$out/host_tests.log"
+  echo "tests rc=$rc"
+  return $rc
+}
+
+step_model_tests() {
+  [ -s "$model" ] || { echo "model-tests: no model at $model"; return 1; }
+  FTP_REQUIRE_GPU=1 FTP_MODEL_PATH=$model ./$bin/tests/ftp_cuda_tests -tc="llama3 model:*" > "$out/model_tests.log" 2>&1
+  local rc=$?
+  grep -E "ERROR|FAILED|SKIPPED|SmolLM2|TTFT|relative logit" "$out/model_tests.log" | head -30
+  grep -E "test cases:|assertions:" "$out/model_tests.log"
+  echo "model-tests rc=$rc"
+  return $rc
+}
+
+step_demo() {
+  [ -s "$model" ] || { echo "demo: no model at $model"; return 1; }
+  local text=/usr/share/common-licenses/GPL-2 prompt
+  [ -r $text ] || text=README.md
+  prompt=$(mktemp)
+  { cat "$text"; printf '\n\nQuestion: according to the license above, what must you do when you distribute the Program in object code form? Answer in two sentences.'; } > "$prompt"
+  ./$bin/examples/ftp_llama3 -m "$model" -f "$prompt" --chat -n 48 --compare > "$out/demo.log" 2>&1
+  local rc=$?
+  tail -25 "$out/demo.log"
+  return $rc
+}
+
+step_overhead() { ./$bin/bench/ftp_bench_overhead --json "$out/overhead.json" 2>&1 | tee "$out/overhead.log" | tail -26; }
+step_attention() { ./$bin/bench/ftp_bench_attention --json "$out/attention.json" 2>&1 | tee "$out/attention.log" | tail -24; }
+step_e2e() { ./$bin/bench/ftp_bench_e2e --json "$out/e2e.json" 2>&1 | tee "$out/e2e.log" | tail -8; }
+step_torch() {
+  PYTHONUNBUFFERED=1 timeout --kill-after=10 "${FTP_TORCH_TIMEOUT:-260}" python3 bench/torch_reference.py \
+    --json "$out/torch_reference.json" ${FTP_TORCH_ARGS:-} > "$out/torch.log" 2>&1
+  local rc=$?
+  rm -f "$out/torch_reference.json.tmp"
+  sed -n '/^== torch_reference summary/,$p' "$out/torch.log" | cut -c1-400
+  return $rc
+}
+step_summary() {
+  python3 bench/summary.py "$out" | tee "$out/summary.txt"
+  python3 bench/plot.py "$out" > /dev/null 2>&1 || echo "plot failed"
+}
+
+step_collect() {
+  local dest=${OUT:-$PWD/gpu-out}
+  mkdir -p "$dest"
+  for f in e2e.json torch_reference.json overhead.json attention.json summary.txt ttft.png overhead.png; do
+    [ -f "$out/$f" ] && cp "$out/$f" "$dest/"
+  done
+  tar -czf "$dest/logs.tar.gz" -C "$out" --exclude='*.png' . && echo "collect: $(ls "$dest" | tr '\n' ' ')"
+}
+
+for s in "${steps[@]}"; do
+  echo "== $s ($SECONDS s)"
+  "step_${s//-/_}" || { status=1; echo "-- step $s failed"; [ "$s" = build ] && break; }
+done
+echo "gpu_suite: steps '${steps[*]}' done in $SECONDS s, status $status"
+exit $status
