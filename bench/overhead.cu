@@ -3,7 +3,8 @@
 // d=128, bf16). Three scorers:
 //   two-pass   the scorer computes the rows' log-sum-exp itself (a pass over the keys), then scores
 //   one-pass   the engine hands over its attention kernel's lse (AttentionView::lse): scores only
-//   select     RandomScorer (one hash per token): selection and the copy alone
+//   select     RandomScorer (one hash per token): selection and the copy alone, by the fused
+//              radix select (the default for CumulativeEta) and, "sorted", by the sort path
 // and two ways to time one pruned layer:
 //   isolated   events around run() on an idle GPU: includes every host launch and the host wait
 //   pipelined  the same run() queued behind 0.5 ms of other GPU work, as in a real prefill where
@@ -65,12 +66,13 @@ struct Timing {
 
 template <class Scorer>
 Timing time_layer(int B, int L, int Hq, int Hkv, int d, const ftp::AttentionView<__nv_bfloat16>& attention,
-                  __nv_bfloat16* residual, cudaStream_t stream) {
+                  __nv_bfloat16* residual, cudaStream_t stream, bool sorted_selection = false) {
   const int T = B * L;
   std::vector<int> cu(B + 1);
   for (int b = 0; b <= B; ++b) cu[b] = b * L;
   ftp::Pruner<__nv_bfloat16, Scorer, ftp::CumulativeEta, NoFfn> pruner(ftp::Config::llama3(), {T, B, 64, 64, Hq, Hkv, d});
   pruner.plan(cu.data(), B, T, stream);
+  pruner.set_sorted_selection(sorted_selection);
   auto layer = [&] { pruner.run(10, attention, {residual, 64, 64}, {}, stream); };
   Timing t;
   t.isolated_ms = bench::median_ms(layer, stream);
@@ -119,8 +121,8 @@ int main(int argc, char** argv) {
   bench::check(cudaMalloc(&lse, T_max * Hq * sizeof(float)), "cudaMalloc lse");
   std::vector<std::string> rows;
   std::printf("per pruned layer, ms (isolated | pipelined: queued behind other GPU work, as in a prefill)\n");
-  std::printf("%5s %7s | %9s %9s %9s | %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass", "select",
-              "two-pass", "one-pass", "select", "kept");
+  std::printf("%5s %7s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass", "select",
+              "sorted", "two-pass", "one-pass", "select", "sorted", "kept");
   for (int B : {1, 4, 16}) {
     for (int L : {1024, 4096, 8192, 16384, 32768, 65536, 131072}) {
       if (static_cast<std::size_t>(B) * L > T_max) continue;
@@ -136,15 +138,19 @@ int main(int argc, char** argv) {
       const Timing two = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, two_pass_view, residual, stream);
       const Timing one = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, one_pass_view, residual, stream);
       const Timing sel = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream);
-      std::printf("%5d %7d | %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f | %6.3f\n", B, L, two.isolated_ms, one.isolated_ms,
-                  sel.isolated_ms, two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, two.kept);
+      const Timing sorted = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream, true);
+      std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L, two.isolated_ms,
+                  one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, two.pipelined_ms, one.pipelined_ms,
+                  sel.pipelined_ms, sorted.pipelined_ms, two.kept);
       char row[768];
       std::snprintf(row, sizeof(row),
                     "{\"batch\": %d, \"seq_len\": %d, \"score_select_ms\": %.5f, \"score_select_lse_ms\": %.5f, "
                     "\"select_ms\": %.5f, \"score_ms\": %.5f, \"pipelined_score_select_ms\": %.5f, "
-                    "\"pipelined_score_select_lse_ms\": %.5f, \"pipelined_select_ms\": %.5f, \"kept_fraction\": %.4f}",
+                    "\"pipelined_score_select_lse_ms\": %.5f, \"pipelined_select_ms\": %.5f, \"select_sorted_ms\": %.5f, "
+                    "\"pipelined_select_sorted_ms\": %.5f, \"kept_fraction\": %.4f}",
                     B, L, two.isolated_ms, one.isolated_ms, sel.isolated_ms, two.isolated_ms - sel.isolated_ms,
-                    two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, two.kept);
+                    two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.isolated_ms, sorted.pipelined_ms,
+                    two.kept);
       rows.push_back(row);
     }
   }

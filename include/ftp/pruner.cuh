@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "ftp/ffn/cublas_swiglu.cuh"
 #include "ftp/policy_traits.hpp"
 #include "ftp/reserve/cumulative_eta.cuh"
+#include "ftp/reserve/prefix_selection.cuh"
 #include "ftp/reserve/sorted_selection.cuh"
 #include "ftp/scorer/last_queries_attention.cuh"
 #include "ftp/telemetry.hpp"
@@ -214,9 +216,7 @@ class Pruner {
       // 1. importance of every token
       scorer_.score(ScoreContext<T>{layer, layout_, batch_, attention, config_, shape_, buf_.scores, buf_.scorer, stream});
       // 2. which tokens run the FFN
-      detail::mark_kept_tokens(reserve_.rule(config_), Reserve::kNeedsMasses, wide_sort_, buf_.scores, batch_,
-                               buf_.selection, stream);
-      detail::compact_kept_tokens(batch_, buf_.selection, stream);
+      select_kept_tokens(stream);
       // 3. the one device-to-host copy: the kept count sizes the GEMMs
       int* counts = static_cast<int*>(host_staging_.get()) + 3 * shape_.max_seqs + 1;
       FTP_CUDA_CHECK(cudaMemcpyAsync(counts, buf_.selection.kept_counts, sizeof(int) * (2 * B + 1),
@@ -233,6 +233,11 @@ class Pruner {
     }
     if (observer_) observer_(report_);
   }
+
+  /// Selection by sort (CUB radix sort, scan, compaction: any rule) even for rules with a prefix
+  /// form, which otherwise take the fused radix select (kernels/prefix_selection.cuh). Both select
+  /// the same tokens; this exists to test and time one against the other.
+  void set_sorted_selection(bool sorted) { sorted_selection_ = sorted; }
 
   /// Called on the host after every run() with that layer's report (pass {} to remove).
   void set_observer(LayerObserver observer) { observer_ = std::move(observer); }
@@ -293,6 +298,20 @@ class Pruner {
     detail::require(a.head_dim == shape_.head_dim, "attention.head_dim", a.head_dim, "the workspace shape's head_dim");
   }
 
+  // Marks and packs the kept tokens of the planned batch into buf_.selection (device work only).
+  void select_kept_tokens(cudaStream_t stream) {
+    const auto rule = reserve_.rule(config_);
+    using Rule = std::decay_t<decltype(rule)>;
+    if constexpr (has_prefix_form_v<Rule>) {
+      if (!sorted_selection_) {
+        detail::select_prefix_tokens(rule, buf_.scores, batch_, buf_.selection, stream);
+        return;
+      }
+    }
+    detail::mark_kept_tokens(rule, Reserve::kNeedsMasses, wide_sort_, buf_.scores, batch_, buf_.selection, stream);
+    detail::compact_kept_tokens(batch_, buf_.selection, stream);
+  }
+
   void run_ffn(const ResidualView<T>& residual, const Weights& weights, const int* rows, int num_rows,
                cudaStream_t stream) {
     if (num_rows == 0) return;
@@ -315,6 +334,7 @@ class Pruner {
   DeviceBatch batch_;
   bool planned_ = false;
   bool wide_sort_ = false;  // how the planned batch's middle segments are sorted (sorted_selection.cuh)
+  bool sorted_selection_ = false;  // sort even where the rule has a prefix form (set_sorted_selection)
   LayerReport report_;
   LayerObserver observer_;
 };

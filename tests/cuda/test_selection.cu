@@ -1,5 +1,6 @@
-// GPU selection (CUB sort + exact scan + rank rules) against the host reference, fed the same
-// scores through a user-written scorer, so kept sets must match exactly.
+// GPU selection (the fused radix select of prefix rules, and CUB sort + exact scan + rank rules)
+// against the host reference, fed the same scores through a user-written scorer, so kept sets
+// must match exactly.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -87,22 +88,35 @@ void check_selection(const Reserve& reserve, const HostReserve& host_reserve, co
                                                                    ZeroExecutor(ZeroFfn{}));
   DeviceArray<float> residual(static_cast<std::size_t>(std::max(T_, 1)) * C);
   pruner.plan(layout.cu_seqlens.data(), B, T_, nullptr);
-  pruner.run(config.full_layers(), {}, {residual.get(), C, C}, {}, nullptr);
-  const ftp::LayerReport& report = pruner.last_report();
-
   const std::vector<std::uint8_t> flags = host_reserve.select(scores, layout, config);
   const std::vector<int> want = ftp::host::kept_tokens(flags);
-  REQUIRE(report.kept_tokens == static_cast<int>(want.size()));
-  if (report.pruned) {
-    std::vector<int> got(report.kept_tokens);
-    cuda_ok(cudaMemcpy(got.data(), pruner.kept_token_indices(), sizeof(int) * got.size(), cudaMemcpyDeviceToHost),
-            "kept");
-    CHECK(got == want);
-  }
-  for (int b = 0; b < B; ++b) {
-    int kept_b = 0;
-    for (int t = layout.cu_seqlens[b]; t < layout.cu_seqlens[b + 1]; ++t) kept_b += flags[t];
-    CHECK(report.kept_per_seq[b] == kept_b);
+  // Both selection paths: the fused radix select (rules with a prefix form) and the sort.
+  for (const bool sorted : {false, true}) {
+    CAPTURE(sorted);
+    pruner.set_sorted_selection(sorted);
+    cuda_ok(cudaMemset(const_cast<int*>(pruner.kept_token_indices()), 0xFF, sizeof(int) * std::max(T_, 1)),
+            "poison kept");
+    pruner.run(config.full_layers(), {}, {residual.get(), C, C}, {}, nullptr);
+    const ftp::LayerReport& report = pruner.last_report();
+    REQUIRE(report.kept_tokens == static_cast<int>(want.size()));
+    if (report.pruned) {
+      std::vector<int> got(report.kept_tokens);
+      cuda_ok(cudaMemcpy(got.data(), pruner.kept_token_indices(), sizeof(int) * got.size(), cudaMemcpyDeviceToHost),
+              "kept");
+      CHECK(got == want);
+    }
+    for (int b = 0; b < B; ++b) {
+      CAPTURE(b);
+      int kept_b = 0;
+      bool invalid_b = false;
+      for (int t = layout.cu_seqlens[b]; t < layout.cu_seqlens[b + 1]; ++t) {
+        kept_b += flags[t];
+        const ftp::MiddleSegment mid = ftp::middle_segment(layout, b, config);
+        if (t >= mid.begin && t < mid.end && !ftp::detail::is_valid_score(scores[t])) invalid_b = true;
+      }
+      CHECK(report.kept_per_seq[b] == kept_b);
+      if (report.pruned) CHECK((report.invalid_scores[b] != 0) == invalid_b);
+    }
   }
 }
 

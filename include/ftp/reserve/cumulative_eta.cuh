@@ -4,6 +4,7 @@
 #include "ftp/config.hpp"
 #include "ftp/detail/host_device.hpp"
 #include "ftp/detail/importance_mass.hpp"
+#include "ftp/kernels/prefix_selection.cuh"
 #include "ftp/kernels/selection.cuh"
 
 namespace ftp {
@@ -30,6 +31,9 @@ struct CumulativeEta {
     FTP_HOST_DEVICE bool keep(const RankInfo& r) const {
       return r.mass_before < detail::eta_threshold(r.total_mass, eta);
     }
+    /// The kept ranks are a prefix cut by mass: the pruner selects them without a sort.
+    static constexpr PrefixForm kPrefixForm = PrefixForm::kMass;
+    FTP_HOST_DEVICE double mass_share() const { return eta; }
   };
 
   bool keeps_everything(const Config& config) const { return config.eta() >= 1.0; }

@@ -4,6 +4,7 @@
 #include "ftp/config.hpp"
 #include "ftp/detail/host_device.hpp"
 #include "ftp/error.hpp"
+#include "ftp/kernels/prefix_selection.cuh"
 #include "ftp/kernels/selection.cuh"
 
 namespace ftp {
@@ -20,6 +21,9 @@ struct TopCount {
   struct Rule {
     int count;
     FTP_HOST_DEVICE bool keep(const RankInfo& r) const { return r.rank < count; }
+    /// The kept ranks are a prefix cut by count: the pruner selects them without a sort.
+    static constexpr PrefixForm kPrefixForm = PrefixForm::kCount;
+    FTP_HOST_DEVICE long long keep_count(int) const { return count; }
   };
 
   bool keeps_everything(const Config&) const { return false; }

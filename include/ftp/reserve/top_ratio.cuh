@@ -7,6 +7,7 @@
 #include "ftp/detail/host_device.hpp"
 #include "ftp/detail/importance_mass.hpp"
 #include "ftp/error.hpp"
+#include "ftp/kernels/prefix_selection.cuh"
 #include "ftp/kernels/selection.cuh"
 
 namespace ftp {
@@ -24,6 +25,9 @@ struct TopRatio {
   struct Rule {
     double ratio;
     FTP_HOST_DEVICE bool keep(const RankInfo& r) const { return r.rank < detail::ratio_keep_count(ratio, r.count); }
+    /// The kept ranks are a prefix cut by count: the pruner selects them without a sort.
+    static constexpr PrefixForm kPrefixForm = PrefixForm::kCount;
+    FTP_HOST_DEVICE long long keep_count(int count) const { return detail::ratio_keep_count(ratio, count); }
   };
 
   bool keeps_everything(const Config&) const { return ratio >= 1.0; }

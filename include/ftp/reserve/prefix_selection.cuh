@@ -1,0 +1,54 @@
+// The fused selection of prefix rules (kernels/prefix_selection.cuh) and the trait by which the
+// pruner recognizes them: a rule whose kept ranks are the top of the ranking up to a cut by mass
+// or by count declares `static constexpr PrefixForm kPrefixForm` and the cut's parameter
+// (`mass_share()` or `keep_count(n)`); the pruner then selects with one or two launches instead of
+// the sort, scan and compaction of sorted_selection.cuh. Both give exactly the same tokens.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+#include "ftp/cuda_check.hpp"
+#include "ftp/device_batch.hpp"
+#include "ftp/kernels/prefix_selection.cuh"
+#include "ftp/reserve/sorted_selection.cuh"
+
+namespace ftp {
+
+template <class Rule, class = void>
+struct has_prefix_form : std::false_type {};
+template <class Rule>
+struct has_prefix_form<Rule, std::void_t<decltype(Rule::kPrefixForm)>> : std::true_type {};
+/// True for reserve rules with a prefix form (CumulativeEta, TopRatio, TopCount).
+template <class Rule>
+inline constexpr bool has_prefix_form_v = has_prefix_form<Rule>::value;
+
+namespace detail {
+
+/// Kept token indices (ascending) into buf.kept_tokens and the counts, total and invalid flags into
+/// buf.kept_counts, for a prefix rule. Device work only; the caller copies the counts.
+template <class Rule>
+void select_prefix_tokens(const Rule& rule, const float* d_scores, const DeviceBatch& batch, SelectionBuffers& buf,
+                          cudaStream_t stream) {
+  const int T = batch.num_tokens, B = batch.num_seqs;
+  if (T == 0 || B == 0) {
+    FTP_CUDA_CHECK(cudaMemsetAsync(buf.kept_counts, 0, sizeof(int) * (2 * B + 1), stream));
+    return;
+  }
+  // One sequence writes its list in place; several write theirs at their token offsets in a scratch
+  // array, packed afterwards.
+  int* lists = B == 1 ? buf.kept_tokens : buf.values;
+  kernels::prefix_select_kernel<Rule, Rule::kPrefixForm>
+      <<<static_cast<unsigned>(B), kernels::prefix_select::kThreads, 0, stream>>>(rule, d_scores, batch, lists,
+                                                                                 buf.kept_counts);
+  FTP_CUDA_CHECK_LAUNCH();
+  if (B > 1) {
+    kernels::pack_kept_kernel<kSelectionThreads><<<static_cast<unsigned>(B), kSelectionThreads, 0, stream>>>(
+        batch, buf.values, buf.kept_tokens, buf.kept_counts);
+    FTP_CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace detail
+}  // namespace ftp
