@@ -25,7 +25,14 @@ status=0
 
 step_build() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
-  cmake -S . -B $bin -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/configure.log" 2>&1 ||
+  local extra=()
+  # Headers the tests need (doctest, nlohmann/json) when the machine lacks them: FTP_EXTRA_INCLUDE
+  # names a folder that holds them (carried along).
+  if [ -n "${FTP_EXTRA_INCLUDE:-}" ] && [ ! -f /usr/include/doctest/doctest.h ]; then
+    extra=(-DDOCTEST_INCLUDE_DIR="$FTP_EXTRA_INCLUDE" -DCMAKE_CXX_FLAGS="-I$FTP_EXTRA_INCLUDE"
+           -DCMAKE_CUDA_FLAGS="-I$FTP_EXTRA_INCLUDE")
+  fi
+  cmake -S . -B $bin -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" > "$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; return 1; }
   local targets="ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"
   # shellcheck disable=SC2086
