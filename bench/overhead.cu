@@ -4,7 +4,8 @@
 //   two-pass   the scorer computes the rows' log-sum-exp itself (a pass over the keys), then scores
 //   one-pass   the engine hands over its attention kernel's lse (AttentionView::lse): scores only
 //   select     RandomScorer (one hash per token): selection and the copy alone, by the fused
-//              radix select (the default for CumulativeEta) and, "sorted", by the sort path
+//              radix select ("select") and by the sort path ("sorted"); the two scorers above take
+//              the pruner's automatic choice between them (SelectionPath::kAuto)
 // and two ways to time one pruned layer:
 //   isolated   events around run() on an idle GPU: includes every host launch and the host wait
 //   pipelined  the same run() queued behind 0.5 ms of other GPU work, as in a real prefill where
@@ -66,13 +67,14 @@ struct Timing {
 
 template <class Scorer>
 Timing time_layer(int B, int L, int Hq, int Hkv, int d, const ftp::AttentionView<__nv_bfloat16>& attention,
-                  __nv_bfloat16* residual, cudaStream_t stream, bool sorted_selection = false) {
+                  __nv_bfloat16* residual, cudaStream_t stream,
+                  ftp::SelectionPath path = ftp::SelectionPath::kAuto) {
   const int T = B * L;
   std::vector<int> cu(B + 1);
   for (int b = 0; b <= B; ++b) cu[b] = b * L;
   ftp::Pruner<__nv_bfloat16, Scorer, ftp::CumulativeEta, NoFfn> pruner(ftp::Config::llama3(), {T, B, 64, 64, Hq, Hkv, d});
   pruner.plan(cu.data(), B, T, stream);
-  pruner.set_sorted_selection(sorted_selection);
+  pruner.set_selection_path(path);
   auto layer = [&] { pruner.run(10, attention, {residual, 64, 64}, {}, stream); };
   Timing t;
   t.isolated_ms = bench::median_ms(layer, stream);
@@ -137,8 +139,10 @@ int main(int argc, char** argv) {
       one_pass_view.lse_head_stride = 1;
       const Timing two = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, two_pass_view, residual, stream);
       const Timing one = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, one_pass_view, residual, stream);
-      const Timing sel = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream);
-      const Timing sorted = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream, true);
+      const Timing sel = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
+                                                       ftp::SelectionPath::kFused);
+      const Timing sorted = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
+                                                          ftp::SelectionPath::kSorted);
       std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L, two.isolated_ms,
                   one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, two.pipelined_ms, one.pipelined_ms,
                   sel.pipelined_ms, sorted.pipelined_ms, two.kept);

@@ -9,6 +9,7 @@
 #   demo         the README demo's runner command (GPL-2 text + question, dense vs FTP)
 #   overhead     bench/overhead.cu        attention  bench/attention_kernel.cu
 #   e2e          bench/e2e.cu             torch      bench/torch_reference.py (same GPU session)
+#   ncu          Nsight Compute over FTP's kernels of one pruned layer at 32k tokens
 #   summary      bench/summary.py over the JSON of this run, then bench/plot.py
 #   collect      copies the JSON, the summary, two plots and a tarball of all logs into $OUT
 # Logs and JSON go to $FTP_GPU_WORK (default /tmp/gpu-work), which a later call on the same warm
@@ -85,6 +86,21 @@ step_torch() {
   sed -n '/^== torch_reference summary/,$p' "$out/torch.log" | cut -c1-400
   return $rc
 }
+step_ncu() {
+  # Nsight Compute on the FTP kernels of one pruned layer at 32k tokens (clocks left as they are).
+  local ncu
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  [ -n "$ncu" ] || { echo "ncu: not found"; return 1; }
+  timeout --kill-after=10 120 "$ncu" --clock-control none -c 16 \
+    -k regex:"lqa_key_scores_mma|lqa_row_stats|lqa_gather|lqa_sum_heads|prefix_select|RadixSort|Scan|Select" \
+    --section SpeedOfLight --section LaunchStats --section Occupancy \
+    ./$bin/bench/ftp_bench_overhead --only-seq-len 32768 > "$out/ncu.txt" 2>&1
+  local rc=$?
+  grep -E "^  [A-Za-z_].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per Thread|Grid Size" \
+    "$out/ncu.txt" | head -120
+  return $rc
+}
+
 step_summary() {
   python3 bench/summary.py "$out" | tee "$out/summary.txt"
   python3 bench/plot.py "$out" > /dev/null 2>&1 || echo "plot failed"

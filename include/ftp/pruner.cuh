@@ -74,6 +74,13 @@ struct EventDestroy {
 ///                {d_ffn_norm[layer], d_gate_up[layer], nullptr, nullptr, d_down[layer], 1e-5f}, stream);
 ///   }
 /// @endcode
+/// How the kept tokens of a prefix rule are selected (Pruner::set_selection_path).
+enum class SelectionPath {
+  kAuto,    ///< fused radix select for batches whose longest middle is short, else the sort (default)
+  kFused,   ///< always the fused radix select (kernels/prefix_selection.cuh): one CTA per sequence
+  kSorted,  ///< always the sort, scan and compaction (reserve/sorted_selection.cuh)
+};
+
 template <class T, class Scorer = LastQueriesAttention, class Reserve = CumulativeEta, class Ffn = CublasSwiGLU>
 class Pruner {
   static_assert(is_supported_element_v<T>, "ftp::Pruner: T must be float, __half or __nv_bfloat16");
@@ -182,6 +189,7 @@ class Pruner {
     int longest_middle = 0;
     for (int b = 0; b < B; ++b) longest_middle = std::max(longest_middle, middle_segment(layout, b, config_).count());
     wide_sort_ = detail::use_wide_sort(longest_middle);
+    fused_selection_fits_ = longest_middle <= detail::kLongestMiddleForFusedSelection;
     layout_ = std::move(layout);
     scorer_.plan(ScorerPlanContext{layout_, batch_, config_, shape_, buf_.scorer, stream});
     planned_ = true;
@@ -234,10 +242,10 @@ class Pruner {
     if (observer_) observer_(report_);
   }
 
-  /// Selection by sort (CUB radix sort, scan, compaction: any rule) even for rules with a prefix
-  /// form, which otherwise take the fused radix select (kernels/prefix_selection.cuh). Both select
-  /// the same tokens; this exists to test and time one against the other.
-  void set_sorted_selection(bool sorted) { sorted_selection_ = sorted; }
+  /// Which selection runs for rules with a prefix form (CumulativeEta, TopRatio, TopCount); other
+  /// rules always sort. Both paths select exactly the same tokens; forcing one exists to test and
+  /// time one against the other.
+  void set_selection_path(SelectionPath path) { selection_path_ = path; }
 
   /// Called on the host after every run() with that layer's report (pass {} to remove).
   void set_observer(LayerObserver observer) { observer_ = std::move(observer); }
@@ -303,7 +311,9 @@ class Pruner {
     const auto rule = reserve_.rule(config_);
     using Rule = std::decay_t<decltype(rule)>;
     if constexpr (has_prefix_form_v<Rule>) {
-      if (!sorted_selection_) {
+      const bool fused = selection_path_ == SelectionPath::kFused ||
+                         (selection_path_ == SelectionPath::kAuto && fused_selection_fits_);
+      if (fused) {
         detail::select_prefix_tokens(rule, buf_.scores, batch_, buf_.selection, stream);
         return;
       }
@@ -334,7 +344,8 @@ class Pruner {
   DeviceBatch batch_;
   bool planned_ = false;
   bool wide_sort_ = false;  // how the planned batch's middle segments are sorted (sorted_selection.cuh)
-  bool sorted_selection_ = false;  // sort even where the rule has a prefix form (set_sorted_selection)
+  SelectionPath selection_path_ = SelectionPath::kAuto;
+  bool fused_selection_fits_ = false;  // the planned batch's middles suit the fused select (kAuto)
   LayerReport report_;
   LayerObserver observer_;
 };

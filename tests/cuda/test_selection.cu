@@ -90,10 +90,11 @@ void check_selection(const Reserve& reserve, const HostReserve& host_reserve, co
   pruner.plan(layout.cu_seqlens.data(), B, T_, nullptr);
   const std::vector<std::uint8_t> flags = host_reserve.select(scores, layout, config);
   const std::vector<int> want = ftp::host::kept_tokens(flags);
-  // Both selection paths: the fused radix select (rules with a prefix form) and the sort.
-  for (const bool sorted : {false, true}) {
-    CAPTURE(sorted);
-    pruner.set_sorted_selection(sorted);
+  // Every selection path: the fused radix select (rules with a prefix form), the sort, and the
+  // automatic choice between them.
+  for (const ftp::SelectionPath path : {ftp::SelectionPath::kFused, ftp::SelectionPath::kSorted, ftp::SelectionPath::kAuto}) {
+    CAPTURE(static_cast<int>(path));
+    pruner.set_selection_path(path);
     cuda_ok(cudaMemset(const_cast<int*>(pruner.kept_token_indices()), 0xFF, sizeof(int) * std::max(T_, 1)),
             "poison kept");
     pruner.run(config.full_layers(), {}, {residual.get(), C, C}, {}, nullptr);

@@ -26,6 +26,12 @@ inline constexpr bool has_prefix_form_v = has_prefix_form<Rule>::value;
 
 namespace detail {
 
+/// The fused select runs one CTA per sequence; it beats the sort's dozen launches on short
+/// sequences and loses on long ones. Measured on an H200 (bench/overhead.cu, CumulativeEta, B = 1):
+/// fused / sorted 0.037 / 0.080 ms at 1k tokens, 0.063 / 0.088 at 4k, 0.099 / 0.098 at 8k, 0.33 / 0.11
+/// at 32k. SelectionPath::kAuto takes the fused select up to this longest middle segment.
+constexpr int kLongestMiddleForFusedSelection = 6144;
+
 /// Kept token indices (ascending) into buf.kept_tokens and the counts, total and invalid flags into
 /// buf.kept_counts, for a prefix rule. Device work only; the caller copies the counts.
 template <class Rule>
