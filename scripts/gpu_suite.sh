@@ -91,7 +91,7 @@ step_ncu() {
   local ncu
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
   [ -n "$ncu" ] || { echo "ncu: not found"; return 1; }
-  timeout --kill-after=10 120 "$ncu" --clock-control none -c 16 \
+  timeout --kill-after=5 "${FTP_NCU_TIMEOUT:-120}" "$ncu" --clock-control none -c 16 \
     -k regex:"lqa_key_scores_mma|lqa_row_stats|lqa_gather|lqa_sum_heads|prefix_select|RadixSort|Scan|Select" \
     --section SpeedOfLight --section LaunchStats --section Occupancy \
     ./$bin/bench/ftp_bench_overhead --only-seq-len 32768 > "$out/ncu.txt" 2>&1
