@@ -79,10 +79,16 @@ def plot_overhead(plt, rows, out):
         tokens = lambda r: B * num(r, "seq_len")  # noqa: E731
         # isolated two-pass (the older measurement) and, when present, the pipelined one-pass
         # (engine lse) cost that a prefill actually pays; selection alone dotted
+        # selection alone as the pruner runs it (SelectionPath::kAuto): the fused radix select for
+        # middles up to 6144 tokens (P + N = 150 reserved), the sort above
+        for r in mine:
+            fused, sort = num(r, "pipelined_select_ms"), num(r, "pipelined_select_sorted_ms")
+            if fused is not None and sort is not None:
+                r["pipelined_select_auto_ms"] = fused if num(r, "seq_len") - 150 <= 6144 else sort
         series = [("score_select_ms", "o-", "B=%d isolated, two-pass" % B),
                   ("pipelined_score_select_lse_ms", "s--", "B=%d pipelined, engine lse"),
-                  ("pipelined_select_ms", "x:", "B=%d pipelined, select only")]
-        if num(mine[0], "pipelined_select_ms") is None:
+                  ("pipelined_select_auto_ms", "x:", "B=%d pipelined, select only")]
+        if num(mine[0], "pipelined_select_auto_ms") is None:
             series[2] = ("select_ms", "x:", "B=%d isolated, select only")
         color = None
         for key, style, label in series:
