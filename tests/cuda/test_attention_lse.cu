@@ -19,17 +19,6 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-struct NoFfn {
-  template <class T>
-  struct Weights {};
-  template <class T>
-  std::size_t workspace_bytes(const ftp::WorkspaceShape&) const { return 0; }
-  template <class T>
-  void validate(const Weights<T>&) const {}
-  template <class T>
-  void run(const ftp::FfnContext<T>&, const Weights<T>&) const {}
-};
-
 /// q, k, v as column slices of one fused [T, (Hq + 2 Hkv) d] buffer, as the runner keeps them.
 struct FusedQkv {
   int Hq, Hkv, d;

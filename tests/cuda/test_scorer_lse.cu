@@ -18,17 +18,6 @@ using namespace ftp_test;
 
 namespace {
 
-struct NoFfn {
-  template <class T>
-  struct Weights {};
-  template <class T>
-  std::size_t workspace_bytes(const ftp::WorkspaceShape&) const { return 0; }
-  template <class T>
-  void validate(const Weights<T>&) const {}
-  template <class T>
-  void run(const ftp::FfnContext<T>&, const Weights<T>&) const {}
-};
-
 /// Exact row lse (double) of every scored query row, written into a [T, Hq] (or [Hq, T]) buffer whose
 /// other entries are NaN, so reading a row the scorer must not read spoils the result.
 std::vector<float> exact_lse(const ftp::BatchLayout& layout, const std::vector<float>& q, std::int64_t q_stride,

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ftp/batch.hpp"
+#include "ftp/ffn/context.hpp"
 #include "ftp/types.cuh"
 
 namespace ftp_test {
@@ -155,5 +156,17 @@ template <class T>
 constexpr double tolerance() {
   return std::is_same_v<T, float> ? 1e-5 : 1e-2;
 }
+
+/// An FFNExecutor that does nothing: scorer and selection tests see only scores and kept sets.
+struct NoFfn {
+  template <class T>
+  struct Weights {};
+  template <class T>
+  std::size_t workspace_bytes(const ftp::WorkspaceShape&) const { return 0; }
+  template <class T>
+  void validate(const Weights<T>&) const {}
+  template <class T>
+  void run(const ftp::FfnContext<T>&, const Weights<T>&) const {}
+};
 
 }  // namespace ftp_test
