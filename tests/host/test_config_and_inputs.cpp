@@ -118,6 +118,37 @@ TEST_CASE("attention and residual views reject null pointers, bad GQA, head size
                "residual.row_stride", "row_stride >= C");
 }
 
+TEST_CASE("an engine lse in the attention view needs positive strides and a known base") {
+  const float dummy[1] = {0.0f};
+  ftp::AttentionView<float> a{dummy, 32 * 128, dummy, 8 * 128, 32, 8, 128};
+  a.lse = dummy;
+  a.lse_token_stride = 32;
+  a.lse_head_stride = 1;
+  ftp::detail::validate_attention(a);  // valid: [T, Hq]
+  a.lse_token_stride = 1;
+  a.lse_head_stride = 4096;
+  ftp::detail::validate_attention(a);  // valid: [Hq, T]
+  auto with = [&](auto change) {
+    ftp::AttentionView<float> v = a;
+    change(v);
+    return [v] { ftp::detail::validate_attention(v); };
+  };
+  expect_error(with([](auto& v) { v.lse_token_stride = 0; }), "attention.lse_token_stride",
+               "lse_token_stride >= 1 when lse is given");
+  expect_error(with([](auto& v) { v.lse_head_stride = -1; }), "attention.lse_head_stride",
+               "lse_head_stride >= 1 when lse is given");
+  expect_error(with([](auto& v) { v.lse_base = static_cast<ftp::LseBase>(7); }), "attention.lse_base",
+               "LseBase::kNatural or LseBase::kLog2");
+  // Without an lse its strides are not looked at; with one query head the head stride is unused.
+  ftp::AttentionView<float> no_lse{dummy, 32 * 128, dummy, 8 * 128, 32, 8, 128};
+  no_lse.lse_token_stride = -5;
+  ftp::detail::validate_attention(no_lse);
+  ftp::AttentionView<float> one_head{dummy, 128, dummy, 128, 1, 1, 128};
+  one_head.lse = dummy;
+  one_head.lse_token_stride = 1;
+  ftp::detail::validate_attention(one_head);
+}
+
 TEST_CASE("workspace carving hands out aligned slices and names the slice that does not fit") {
   ftp::WorkspaceCarver sizing;
   CHECK(sizing.take<float>(10, "a") == nullptr);
