@@ -26,7 +26,8 @@ def load(directory, name):
         return None
     if isinstance(doc, list):
         return doc
-    rows = doc.get("rows") if isinstance(doc, dict) else None
+    # most benchmarks write {"rows": [...]}; bench/attention_kernel.cu writes {"results": [...]}
+    rows = (doc.get("rows") or doc.get("results")) if isinstance(doc, dict) else None
     return rows if isinstance(rows, list) else []
 
 

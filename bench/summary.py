@@ -15,24 +15,11 @@ Targets (issue "Benchmarks"):
 
 Usage: python3 bench/summary.py DIR
 """
-import json
 import os
 import sys
 
-
-def rows_of(directory, name):
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except Exception as e:  # noqa: BLE001
-        print("summary: cannot read %s: %s" % (path, e))
-        return None
-    if isinstance(doc, dict):
-        return doc.get("rows") or doc.get("results") or []
-    return doc
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot import load as rows_of  # noqa: E402  (the JSON reader the plots use)
 
 
 def find(rows, **match):
