@@ -47,6 +47,13 @@ struct EventDestroy {
 
 }  // namespace detail
 
+/// How the kept tokens of a prefix rule are selected (Pruner::set_selection_path).
+enum class SelectionPath {
+  kAuto,    ///< fused radix select for batches whose longest middle is short, else the sort (default)
+  kFused,   ///< always the fused radix select (kernels/prefix_selection.cuh): one CTA per sequence
+  kSorted,  ///< always the sort, scan and compaction (reserve/sorted_selection.cuh)
+};
+
 /// FFN token pruning for every decoder layer of a batch, on the caller's tensors and stream.
 ///
 /// @tparam T        element type of activations and weights: float, __half or __nv_bfloat16
@@ -74,13 +81,6 @@ struct EventDestroy {
 ///                {d_ffn_norm[layer], d_gate_up[layer], nullptr, nullptr, d_down[layer], 1e-5f}, stream);
 ///   }
 /// @endcode
-/// How the kept tokens of a prefix rule are selected (Pruner::set_selection_path).
-enum class SelectionPath {
-  kAuto,    ///< fused radix select for batches whose longest middle is short, else the sort (default)
-  kFused,   ///< always the fused radix select (kernels/prefix_selection.cuh): one CTA per sequence
-  kSorted,  ///< always the sort, scan and compaction (reserve/sorted_selection.cuh)
-};
-
 template <class T, class Scorer = LastQueriesAttention, class Reserve = CumulativeEta, class Ffn = CublasSwiGLU>
 class Pruner {
   static_assert(is_supported_element_v<T>, "ftp::Pruner: T must be float, __half or __nv_bfloat16");
