@@ -35,7 +35,8 @@ step_build() {
   fi
   cmake -S . -B $bin -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" > "$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; return 1; }
-  local targets="ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"
+  # FTP_GPU_TARGETS narrows the build, e.g. to "ftp_cuda_tests ftp_llama3" for scripts/sanitize.sh.
+  local targets=${FTP_GPU_TARGETS:-"ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"}
   # shellcheck disable=SC2086
   cmake --build $bin -j"$(nproc)" --target $targets > "$out/build.log" 2>&1 ||
     { grep -E "error" "$out/build.log" | head -30; return 1; }

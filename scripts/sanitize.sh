@@ -43,6 +43,12 @@
 #              FTP_SANITIZE_TESTS    extra doctest arguments for the suite run, split at spaces and
 #                                    not globbed, e.g. FTP_SANITIZE_TESTS='-tc=*fault*,CublasGeluMlp*'
 #              FTP_SANITIZE_RUNS     subset of "suite prefill runner"
+#              FTP_SANITIZE_JOBS     runs at a time (default 1). Above 1 the suite is split by test
+#                                    source file (FTP_SANITIZE_SPLIT=1) and the parts run side by side;
+#                                    the cuBLAS-failure test, which takes all free device memory, then
+#                                    runs alone at the end
+#              FTP_SANITIZE_DEADLINE seconds after the start by which every run must have ended (runs
+#                                    get shorter timeouts; those that cannot start are reported NOT RUN)
 # `bash scripts/sanitize.sh --triage-only` re-reads the logs already in $OUT (no build, no runs).
 #
 # Time on an H200 (2026-11-30): building both targets from scratch about 100 s; the suite with
@@ -57,15 +63,18 @@ mkdir -p "$out"
 timeout_s=${FTP_SANITIZE_TIMEOUT:-1800}
 tools=${FTP_SANITIZE_TOOLS:-"memcheck racecheck initcheck synccheck"}
 runs=${FTP_SANITIZE_RUNS:-"suite prefill runner"}
+jobs_max=${FTP_SANITIZE_JOBS:-1}
+split=${FTP_SANITIZE_SPLIT:-$([ "$jobs_max" -gt 1 ] && echo 1 || echo 0)}
+deadline_s=${FTP_SANITIZE_DEADLINE:-0}
 triage_only=0
 [ "${1:-}" = --triage-only ] && triage_only=1
-declare -A status seconds
+declare -A flagged
 ran=()
 
 if [ "$triage_only" = 1 ]; then
-  for log in "$out"/*.*.log; do
-    key=$(basename "$log" .log)
-    case "$key" in suite.* | prefill.* | runner.*) ran+=("$key"); status[$key]="?"; seconds[$key]="?" ;; esac
+  for st in "$out"/*.*.status; do  # every run that was started or given up leaves one
+    key=$(basename "$st" .status)
+    case "$key" in suite*.* | cublasfault.* | prefill.* | runner.*) ran+=("$key") ;; esac
   done
 else
 # ---- tools ------------------------------------------------------------------------------------
@@ -111,31 +120,81 @@ tool_args() {
 }
 
 # ---- runs -------------------------------------------------------------------------------------
+# A run is "<what>.<tool>". With FTP_SANITIZE_SPLIT=1 the suite is split by test source file
+# (suite-<file>: doctest -sf) so that the parts can run side by side. The deliberate cuBLAS-failure
+# test holds every free byte of device memory while it runs, so it is then its own run
+# (cublasfault), started alone after all the others.
+cublas_fault_tc='a failing cuBLAS call surfaces as ftp::Error*'
+set_cmd() {  # sets cmd for the run named $1
+  read -r -a extra <<< "${FTP_SANITIZE_TESTS:-}"  # words, no globbing
+  case "$1" in
+    suite) cmd=("$tests" "${extra[@]}") ;;
+    suite-*)
+      cmd=("$tests" "-sf=*test_${1#suite-}.cu" "${extra[@]}")
+      if [ "$1" = suite-faults ]; then cmd+=("-tce=$cublas_fault_tc"); fi ;;
+    cublasfault) cmd=("$tests" "-tc=$cublas_fault_tc") ;;
+    prefill) cmd=("$tests" "-tc=llama3 model: FTP prunes tokens in every pruned layer and decode stays finite"
+                  "-sc=synthetic") ;;
+    # The chat-wrapped prompt is about 30 tokens: -P 4 -N 4 leaves a middle to prune; --compare runs
+    # the dense prefill, then the FTP one, then decode.
+    runner) cmd=("$runner" -m "$model" -p "Why is the sky blue? Answer in one sentence." -n 4 --no-warmup
+                 --compare -P 4 -N 4) ;;
+    *) echo "unknown run '$1'" >&2; return 1 ;;
+  esac
+}
+
+started_at=$(date +%s)
+# Runs one "<what>.<tool>" under its timeout (cut short by FTP_SANITIZE_DEADLINE, seconds after the
+# start by which every run must have ended) and leaves "<exit status> <seconds>" in <key>.status.
+run_one() {
+  local key=$1 run=${1%%.*} tool=${1#*.} budget=$timeout_s cmd=()
+  if [ "$deadline_s" -gt 0 ]; then
+    local left=$(( deadline_s - ($(date +%s) - started_at) - 15 ))
+    [ "$left" -lt "$budget" ] && budget=$left
+    if [ "$budget" -lt 30 ]; then
+      echo "not-run 0" > "$out/$key.status"; echo "== $key: not started, the deadline is near"; return
+    fi
+  fi
+  set_cmd "$run" || { echo "error 0" > "$out/$key.status"; return; }
+  echo "== $key (timeout ${budget}s): ${cmd[*]}"
+  local start
+  start=$(date +%s)
+  # shellcheck disable=SC2046  # tool_args is a list of words
+  FTP_REQUIRE_GPU=1 FTP_SANITIZE=1 timeout --kill-after=20 "$budget" "$sanitizer" $(tool_args "$tool") \
+    --print-limit 2000 "${cmd[@]}" > "$out/$key.log" 2>&1
+  local rc=$?
+  echo "$rc $(( $(date +%s) - start ))" > "$out/$key.status"
+  echo "   $key: exit $rc after $(( $(date +%s) - start )) s"
+}
+
+queue=()
+last=()
 for tool in $tools; do
   for run in $runs; do
-    log="$out/$run.$tool.log"
     case "$run" in
       suite)
-        read -r -a extra <<< "${FTP_SANITIZE_TESTS:-}"  # words, no globbing
-        cmd=("$tests" "${extra[@]}") ;;
-      prefill) cmd=("$tests" "-tc=llama3 model: FTP prunes tokens in every pruned layer and decode stays finite"
-                    "-sc=synthetic") ;;
+        if [ "$split" = 1 ]; then
+          for f in tests/cuda/test_*.cu; do
+            name=$(basename "$f" .cu); queue+=("suite-${name#test_}.$tool")
+          done
+          last+=("cublasfault.$tool")
+        else
+          queue+=("suite.$tool")
+        fi ;;
       runner)
-        if [ ! -f "$model" ]; then echo "== $run/$tool: skipped (no model at $model)"; continue; fi
-        cmd=("$runner" -m "$model" -p "Why is the sky blue? Answer in one sentence." -n 4 --no-warmup) ;;
-      *) echo "unknown run '$run'" >&2; exit 1 ;;
+        if [ -f "$model" ]; then queue+=("runner.$tool"); else echo "== runner.$tool: skipped (no model at $model)"; fi ;;
+      *) queue+=("$run.$tool") ;;
     esac
-    echo "== $run under $tool (timeout ${timeout_s}s): ${cmd[*]}"
-    start=$(date +%s)
-    # shellcheck disable=SC2046  # tool_args is a list of words
-    FTP_REQUIRE_GPU=1 FTP_SANITIZE=1 timeout --kill-after=30 "$timeout_s" "$sanitizer" $(tool_args "$tool") \
-      --print-limit 2000 "${cmd[@]}" > "$log" 2>&1
-    status[$run.$tool]=$?
-    seconds[$run.$tool]=$(( $(date +%s) - start ))
-    ran+=("$run.$tool")
-    echo "   exit ${status[$run.$tool]} after ${seconds[$run.$tool]} s"
   done
 done
+echo "== ${#queue[@]} runs, $jobs_max at a time, then ${#last[@]} alone"
+for key in "${queue[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+  run_one "$key" &
+done
+wait
+for key in "${last[@]}"; do run_one "$key"; done
+ran=("${queue[@]}" "${last[@]}")
 fi
 
 # ---- triage -----------------------------------------------------------------------------------
@@ -157,6 +216,7 @@ hazard_blocks() {
 }
 
 unexpected=0
+flag() { unexpected=1; flagged[$1]=1; }
 summary="$out/summary.txt"
 : > "$summary"
 say() { echo "$*" | tee -a "$summary"; }
@@ -166,17 +226,19 @@ for key in "${ran[@]}"; do
   run=${key%%.*}
   tool=${key#*.}
   log="$out/$key.log"
-  rc=${status[$key]}
+  rc="?" secs="?"
+  [ -f "$out/$key.status" ] && read -r rc secs < "$out/$key.status"
+  if [ "$rc" = not-run ]; then say ""; say "--- $run / $tool: NOT RUN (deadline)"; flag "$key"; continue; fi
   say ""
-  say "--- $run / $tool: exit $rc, ${seconds[$key]} s, log $log"
+  say "--- $run / $tool: exit $rc, $secs s, log $log"
   grep -E "ERROR SUMMARY|LEAK SUMMARY|RACECHECK SUMMARY|test cases:|Status:" "$log" | sed 's/^/    /' | tee -a "$summary"
-  [ "$rc" = 124 ] || [ "$rc" = 137 ] && { say "    TIMED OUT after ${timeout_s}s"; unexpected=1; }
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && { say "    TIMED OUT after $secs s"; flag "$key"; }
   if [ "$run" != runner ] && ! grep -q "Status: SUCCESS" "$log"; then
-    say "    the tests did not pass under $tool"; unexpected=1
+    say "    the tests did not pass under $tool"; flag "$key"
   fi
   errors=$(grep -oE "ERROR SUMMARY: [0-9]+ errors?$" "$log" | tail -1 | grep -oE "[0-9]+")
   if [ -z "$errors" ] && [ "$tool" != racecheck ]; then
-    say "    no ERROR SUMMARY: the run did not finish"; unexpected=1; errors=0
+    say "    no ERROR SUMMARY: the run did not finish"; flag "$key"; errors=0
   fi
   errors=${errors:-0}
   api_expected=$(count "Program hit ($expected_api_re)" "$log")
@@ -198,7 +260,7 @@ for key in "${ran[@]}"; do
       other=$(( errors - api_expected - leaks_cublas - leaks_other ))
       say "    leaks inside a failed cublasCreate (cuBLAS's own, from the deliberate cuBLAS-failure test): $leaks_cublas allocations, $bytes_cublas bytes"
       say "    other leaks: $leaks_other allocations, $bytes_other bytes; other errors: $other (API errors not from deliberate faults: $api_other)"
-      [ "$other" -gt 0 ] || [ "$leaks_other" -gt 0 ] && unexpected=1
+      [ "$other" -gt 0 ] || [ "$leaks_other" -gt 0 ] && flag "$key"
       grep -E "^========= (Invalid|Misaligned|Out-of-range|Address|Malloc|Cuda API|Program hit)" "$log" |
         grep -vE "$expected_api_re" | sort | uniq -c | sort -rn | head -20 | sed 's/^/      /' | tee -a "$summary"
       ;;
@@ -212,7 +274,7 @@ for key in "${ran[@]}"; do
       say "    hazards in ftp / runner / test kernels: $in_ours"
       printf '%s\n' "$blocks" | grep . | grep -vE "$cublas_re" | cut -f2 | cut -c1-220 | sort | uniq -c | sort -rn | head -20 |
         sed 's/^/      /' | tee -a "$summary"
-      [ "$in_ours" -gt 0 ] && unexpected=1
+      [ "$in_ours" -gt 0 ] && flag "$key"
       ;;
     initcheck)
       # Kernel reads: "Uninitialized __global__ memory read ..." then "at <kernel>+0x..". API reads:
@@ -242,19 +304,35 @@ for key in "${ran[@]}"; do
           say "      likely false positives (initcheck does not track cuBLAS's TMA bulk stores): the run's tests"
           say "      passed, so the values read equal the host / CPU reference's"
         else
-          say "      the run's tests did not pass: these reads need a look"; unexpected=1
+          say "      the run's tests did not pass: these reads need a look"; flag "$key"
         fi
       fi
       if [ "$elsewhere" -gt 0 ] || [ "$other" -gt 0 ]; then
-        say "    FINDING: $elsewhere uninitialized reads in other kernels, $other other errors"; unexpected=1
+        say "    FINDING: $elsewhere uninitialized reads in other kernels, $other other errors"; flag "$key"
       fi
       ;;
     synccheck)
       other=$(( errors - api_expected ))
       say "    other errors: $other"
-      [ "$other" -gt 0 ] && unexpected=1
+      [ "$other" -gt 0 ] && flag "$key"
       ;;
   esac
+done
+say ""
+say "--- totals per tool (test cases summed over that tool's runs; errors as each ERROR SUMMARY counts them)"
+for tool in $tools; do
+  n=0 flagged_n=0 logs=()
+  for key in "${ran[@]}"; do
+    [ "${key#*.}" = "$tool" ] || continue
+    n=$((n + 1)); [ -n "${flagged[$key]:-}" ] && flagged_n=$((flagged_n + 1))
+    [ -f "$out/$key.log" ] && logs+=("$out/$key.log")
+  done
+  [ "$n" = 0 ] && continue
+  cases=$(cat "${logs[@]}" /dev/null | grep -E "^\[doctest\] test cases:" |
+          awk '{t += $4; p += $6; f += $9; s += $12} END {printf "%d cases: %d passed, %d failed, %d skipped", t, p, f, s}')
+  errs=$(for l in "${logs[@]}"; do grep -oE "ERROR SUMMARY: [0-9]+" "$l" | tail -1 | grep -oE "[0-9]+"; done |
+         awk '{e += $1} END {print e + 0}')
+  say "    $tool: $n runs, $cases; ERROR SUMMARY total $errs; runs with something unexpected: $flagged_n"
 done
 say ""
 if [ "$unexpected" = 0 ]; then
