@@ -184,9 +184,9 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
           const unsigned long long other = __shfl_down_sync(0xffffffffu, inclusive, o);
           if (lane + o < 32) inclusive += other;
         }
-        const unsigned long long base = s.above;
-        unsigned long long acc = base + inclusive - lane_sum;  // weight above this lane's bins
-        if (acc < target && acc + lane_sum >= target) {        // exactly one lane
+        unsigned long long acc = s.above + inclusive - lane_sum;  // weight above this lane's bins
+        __syncwarp();  // every lane has read s.above before the cut lane overwrites it
+        if (acc < target && acc + lane_sum >= target) {           // exactly one lane
           int digit = 8 * lane + 7;
           for (int j = 7; j >= 0; --j) {
             if (acc + w[j] >= target) {
