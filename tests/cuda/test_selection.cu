@@ -86,7 +86,8 @@ void check_selection(const Reserve& reserve, const HostReserve& host_reserve, co
   const int C = 8;
   ftp::Pruner<float, ProvidedScores, Reserve, ZeroExecutor> pruner(config, {T_, B, C, 8, 1, 1, 64}, scorer, reserve,
                                                                    ZeroExecutor(ZeroFfn{}));
-  DeviceArray<float> residual(static_cast<std::size_t>(std::max(T_, 1)) * C);
+  // Zeros: the executor gathers and scatters these rows (initcheck reads them as the FFN's input).
+  DeviceArray<float> residual(std::vector<float>(static_cast<std::size_t>(std::max(T_, 1)) * C, 0.0f));
   pruner.plan(layout.cu_seqlens.data(), B, T_, nullptr);
   const std::vector<std::uint8_t> flags = host_reserve.select(scores, layout, config);
   const std::vector<int> want = ftp::host::kept_tokens(flags);
@@ -181,7 +182,7 @@ TEST_CASE("the layer report flags sequences with invalid scores and counts kept 
   scorer.d_scores = d_scores.get();
   ftp::Pruner<float, ProvidedScores, ftp::CumulativeEta, ZeroExecutor> pruner(
       ftp::Config(100, 50, 0, 0.9), {1200, 3, 8, 8, 1, 1, 64}, scorer, {}, ZeroExecutor(ZeroFfn{}));
-  DeviceArray<float> residual(1200 * 8);
+  DeviceArray<float> residual(std::vector<float>(1200 * 8, 0.0f));
   std::vector<ftp::LayerReport> seen;
   pruner.set_observer([&](const ftp::LayerReport& r) { seen.push_back(r); });
   pruner.plan(layout.cu_seqlens.data(), 3, 1200, nullptr);
