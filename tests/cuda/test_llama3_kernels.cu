@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gpu_guard.hpp"
+#include "test_util.cuh"
 #include "llama3/kernels/attention_decode.cuh"
 #include "llama3/kernels/attention_prefill.cuh"
 #include "llama3/kernels/embedding.cuh"
@@ -388,21 +389,21 @@ void check_prefill(const PrefillCase& pc, unsigned seed) {
 
 TEST_CASE("prefill attention, GQA 32/8 d=128: single sequences of length 1, 37, 129, 2048" * ftp_test::needs_gpu()) {
   unsigned seed = 300;
-  for (int L : {1, 37, 129, 2048}) check_prefill<128>({{L}, 32, 8, false}, seed++);
+  for (int L : {1, 37, 129, ftp_test::scaled(2048)}) check_prefill<128>({{L}, 32, 8, false}, seed++);
 }
 
 TEST_CASE("prefill attention, GQA 9/3 d=64: single sequences of length 1, 37, 129, 2048" * ftp_test::needs_gpu()) {
   unsigned seed = 400;
-  for (int L : {1, 37, 129, 2048}) check_prefill<64>({{L}, 9, 3, false}, seed++);
+  for (int L : {1, 37, 129, ftp_test::scaled(2048)}) check_prefill<64>({{L}, 9, 3, false}, seed++);
 }
 
 TEST_CASE("prefill attention, ragged batch {0,1,63,64,65,1000,3000}, GQA 32/8 d=128" * ftp_test::needs_gpu()) {
-  check_prefill<128>({{0, 1, 63, 64, 65, 1000, 3000}, 32, 8, false}, 500);
+  check_prefill<128>({{0, 1, 63, 64, 65, ftp_test::scaled(1000), ftp_test::scaled(3000)}, 32, 8, false}, 500);
 }
 
 TEST_CASE("prefill attention, ragged batch {0,1,63,64,65,1000,3000}, GQA 9/3 d=64, fused qkv strides" *
           ftp_test::needs_gpu()) {
-  check_prefill<64>({{0, 1, 63, 64, 65, 1000, 3000}, 9, 3, true}, 600);
+  check_prefill<64>({{0, 1, 63, 64, 65, ftp_test::scaled(1000), ftp_test::scaled(3000)}, 9, 3, true}, 600);
 }
 
 TEST_CASE("prefill attention: fused qkv strides at d=128 and many short sequences" * ftp_test::needs_gpu()) {
@@ -569,7 +570,7 @@ TEST_CASE("temperature sampling is the inverse CDF of softmax(x/T) at u, and det
 
 TEST_CASE("temperature sampling: evenly spaced u reproduce the distribution of a small vocabulary" *
           ftp_test::needs_gpu()) {
-  const int V = 37, N = 4000;
+  const int V = 37, N = ftp_test::scaled(4000);  // one launch per draw: 500 under the sanitizers
   std::mt19937 rng(1200);
   std::normal_distribution<float> nd(0.f, 1.5f);
   std::vector<float> x(V);
