@@ -47,6 +47,11 @@
 #                                    source file (FTP_SANITIZE_SPLIT=1) and the parts run side by side;
 #                                    the cuBLAS-failure test, which takes all free device memory, then
 #                                    runs alone at the end
+#              FTP_SANITIZE_SPLIT_CASES  tools whose suite runs are split further, one run per test case
+#                                    (doctest --first/--last within the file), e.g. "racecheck initcheck"
+#              FTP_SANITIZE_ONLY_UNFINISHED=1  run only what an earlier call left timed out or not run
+#                                    (same OUT), then triage everything in OUT
+#              FTP_SANITIZE_RACECHECK_CUBLAS=1  racecheck cuBLAS's nvjet kernels too (left out by default)
 #              FTP_SANITIZE_DEADLINE seconds after the start by which every run must have ended (runs
 #                                    get shorter timeouts; those that cannot start are reported NOT RUN)
 # `bash scripts/sanitize.sh --triage-only` re-reads the logs already in $OUT (no build, no runs).
@@ -66,6 +71,8 @@ runs=${FTP_SANITIZE_RUNS:-"suite prefill runner"}
 jobs_max=${FTP_SANITIZE_JOBS:-1}
 split=${FTP_SANITIZE_SPLIT:-$([ "$jobs_max" -gt 1 ] && echo 1 || echo 0)}
 deadline_s=${FTP_SANITIZE_DEADLINE:-0}
+split_cases=${FTP_SANITIZE_SPLIT_CASES:-}
+only_unfinished=${FTP_SANITIZE_ONLY_UNFINISHED:-0}
 triage_only=0
 [ "${1:-}" = --triage-only ] && triage_only=1
 declare -A flagged
@@ -109,11 +116,26 @@ if ! "$sanitizer" --tool memcheck "$tests" -tc="CumulativeEta with eta = 1 keeps
   exit 1
 fi
 
+# racecheck leaves cuBLAS's own GEMM kernels (nvjet*) out unless FTP_SANITIZE_RACECHECK_CUBLAS=1:
+# closed source, not ours to fix, and the slowest kernels under racecheck. A whole-suite run with
+# them in (2026-11-30) reported hazards only inside nvjet_sm90_* kernels, which order their shared
+# memory with mbarriers and TMA that racecheck does not model.
+racecheck_filter=""
+if [ "${FTP_SANITIZE_RACECHECK_CUBLAS:-0}" != 1 ]; then
+  if "$sanitizer" --tool racecheck --kernel-name-exclude kns=nvjet "$tests" \
+      -tc="CumulativeEta with eta = 1 keeps everything and skips scoring" > "$out/probe-exclude.log" 2>&1; then
+    racecheck_filter="--kernel-name-exclude kns=nvjet"
+  else
+    echo "racecheck: --kernel-name-exclude refused (see $out/probe-exclude.log); checking cuBLAS's kernels too"
+  fi
+fi
+echo "racecheck kernel filter: ${racecheck_filter:-none}"
+
 model=${FTP_MODEL_PATH:-$root/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 tool_args() {
   case "$1" in
     memcheck) echo "--tool memcheck --leak-check full" ;;
-    racecheck) echo "--tool racecheck" ;;
+    racecheck) echo "--tool racecheck $racecheck_filter" ;;
     initcheck) echo "--tool initcheck --show-backtrace no" ;;  # tens of thousands of reports: keep the log small
     synccheck) echo "--tool synccheck" ;;
   esac
@@ -129,9 +151,11 @@ set_cmd() {  # sets cmd for the run named $1
   read -r -a extra <<< "${FTP_SANITIZE_TESTS:-}"  # words, no globbing
   case "$1" in
     suite) cmd=("$tests" "${extra[@]}") ;;
-    suite-*)
-      cmd=("$tests" "-sf=*test_${1#suite-}.cu" "${extra[@]}")
-      if [ "$1" = suite-faults ]; then cmd+=("-tce=$cublas_fault_tc"); fi ;;
+    suite-*)  # suite-<file> or suite-<file>~<k>: the k-th test case of that file (doctest's order)
+      local part=${1#suite-}
+      cmd=("$tests" "-sf=*test_${part%\~*}.cu" "${extra[@]}")
+      if [ "${part%\~*}" = faults ]; then cmd+=("-tce=$cublas_fault_tc"); fi
+      if [ "$part" != "${part%\~*}" ]; then cmd+=("--first=${part#*\~}" "--last=${part#*\~}"); fi ;;
     cublasfault) cmd=("$tests" "-tc=$cublas_fault_tc") ;;
     prefill) cmd=("$tests" "-tc=llama3 model: FTP prunes tokens in every pruned layer and decode stays finite"
                   "-sc=synthetic") ;;
@@ -175,7 +199,14 @@ for tool in $tools; do
       suite)
         if [ "$split" = 1 ]; then
           for f in tests/cuda/test_*.cu; do
-            name=$(basename "$f" .cu); queue+=("suite-${name#test_}.$tool")
+            name=$(basename "$f" .cu); name=${name#test_}
+            if [[ " $split_cases " == *" $tool "* ]]; then
+              n=$(grep -c "^TEST_CASE(" "$f")
+              [ "$name" = faults ] && n=$((n - 1))  # the cuBLAS-failure case runs alone
+              for ((k = 1; k <= n; ++k)); do queue+=("suite-$name~$k.$tool"); done
+            else
+              queue+=("suite-$name.$tool")
+            fi
           done
           last+=("cublasfault.$tool")
         else
@@ -187,6 +218,20 @@ for tool in $tools; do
     esac
   done
 done
+if [ "$only_unfinished" = 1 ]; then  # again only what an earlier call left timed out or not run
+  keep=()
+  for key in "${queue[@]}"; do
+    st=$(cut -d' ' -f1 "$out/$key.status" 2> /dev/null)
+    case "$st" in "" | 124 | 137 | not-run | error) keep+=("$key") ;; esac
+  done
+  queue=("${keep[@]}")
+  keep=()
+  for key in "${last[@]}"; do
+    st=$(cut -d' ' -f1 "$out/$key.status" 2> /dev/null)
+    case "$st" in "" | 124 | 137 | not-run | error) keep+=("$key") ;; esac
+  done
+  last=("${keep[@]}")
+fi
 echo "== ${#queue[@]} runs, $jobs_max at a time, then ${#last[@]} alone"
 for key in "${queue[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
@@ -194,7 +239,11 @@ for key in "${queue[@]}"; do
 done
 wait
 for key in "${last[@]}"; do run_one "$key"; done
-ran=("${queue[@]}" "${last[@]}")
+ran=()
+for st in "$out"/*.*.status; do
+  key=$(basename "$st" .status)
+  case "$key" in suite*.* | cublasfault.* | prefill.* | runner.*) ran+=("$key") ;; esac
+done
 fi
 
 # ---- triage -----------------------------------------------------------------------------------
