@@ -269,7 +269,7 @@ cublas_re='nvjet|cutlass|xmma|gemm|gemv|cublas|Kernel2'
 expected_api_re='cudaErrorMemoryAllocation|cudaErrorStreamCaptureUnsupported|cudaErrorStreamCaptureInvalidated'
 # Kernels that read what a cuBLAS GEMM just wrote (FFN activations, the runner's QKV, hidden state
 # after the o/down projections, logits): where initcheck's TMA blind spot shows.
-gemm_readers_re='bias_gelu_kernel|swiglu_kernel|scatter_add_kernel|gather_rmsnorm_kernel|rope_kernel|add_bias_kernel|rmsnorm_kernel|attention|prefill_kernel|decode|argmax|sampl'
+gemm_readers_re='initcheck_probe|bias_gelu_kernel|swiglu_kernel|scatter_add_kernel|gather_rmsnorm_kernel|rope_kernel|add_bias_kernel|rmsnorm_kernel|attention|prefill_kernel|decode|argmax|sampl'
 count() { grep -cE "$1" "$2" 2> /dev/null || true; }
 
 # One line per hazard report of a racecheck log: "<hazard count>\t<first line>".
@@ -369,6 +369,11 @@ for key in "${ran[@]}"; do
         other=0
       fi
       say "    uninitialized reads shown: $in_kernels in kernels, $by_gemm_readers of them in kernels that read a GEMM's output"
+      probe=$(printf '%s\n' "$reads" | grep -c "initcheck_probe" || true)
+      if [ "$probe" -gt 0 ]; then
+        say "    of them in the test's own copy kernel reading a lone cuBLAS GEMM's output (tests/cuda/test_cublas_probe.cu,"
+        say "    which also checks that the GEMM wrote every element): $probe"
+      fi
       say "    uninitialized reads by cudaMemcpy sources (e.g. the runner's K/V-cache copy of the QKV GEMM's V): $by_copies"
       printf '%s\n' "$reads" | grep . | cut -c1-160 | sort | uniq -c | sort -rn | head -12 | sed 's/^/      /' |
         tee -a "$summary"
