@@ -225,19 +225,13 @@ for tool in $tools; do
     esac
   done
 done
+unfinished() {  # the run named $1 has not run yet, timed out, or was not started
+  case "$(cut -d' ' -f1 "$out/$1.status" 2> /dev/null)" in "" | 124 | 137 | not-run | error) return 0 ;; esac
+  return 1
+}
 if [ "$only_unfinished" = 1 ]; then  # again only what an earlier call left timed out or not run
-  keep=()
-  for key in "${queue[@]}"; do
-    st=$(cut -d' ' -f1 "$out/$key.status" 2> /dev/null)
-    case "$st" in "" | 124 | 137 | not-run | error) keep+=("$key") ;; esac
-  done
-  queue=("${keep[@]}")
-  keep=()
-  for key in "${last[@]}"; do
-    st=$(cut -d' ' -f1 "$out/$key.status" 2> /dev/null)
-    case "$st" in "" | 124 | 137 | not-run | error) keep+=("$key") ;; esac
-  done
-  last=("${keep[@]}")
+  keep=(); for key in "${queue[@]}"; do unfinished "$key" && keep+=("$key"); done; queue=("${keep[@]}")
+  keep=(); for key in "${last[@]}"; do unfinished "$key" && keep+=("$key"); done; last=("${keep[@]}")
 fi
 # The longest runs first, so that they do not start near the deadline.
 slow_first=${FTP_SANITIZE_SLOW_FIRST:-"llama3_model~5 llama3_model~1 llama3_model~3 selection~1 llama3_kernels~16 llama3_kernels~17 selection~3 ffn_pruner prefill runner"}
