@@ -36,5 +36,5 @@ cmake --build build -j"$(nproc)"
 bash scripts/fuzz.sh 30
 
 # 6. Everything through ctest: host tests, GPU tests, consumers (add_subdirectory, find_package),
-#    the README snippet, the API docs (warnings are errors).
+#    the README snippet, the API docs (warnings are errors), sanitize.sh's triage on sample logs.
 ctest --test-dir build --output-on-failure

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The triage of scripts/sanitize.sh (`--triage-only`) over hand-written compute-sanitizer logs in the
+# format compute-sanitizer 2025.3 prints: what it must let pass (deliberate fault API errors, hazards
+# inside cuBLAS's nvjet kernels, initcheck reads of GEMM outputs in runs whose tests passed) and what
+# it must report (a hazard or an uninitialized read in ftp's own kernels, a leak, an invalid access,
+# a timeout, a run that never started, a runner that did not finish). Runs without a GPU (ctest).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+passed_suite='[doctest] test cases:  2 |  2 passed | 0 failed | 56 skipped
+[doctest] Status: SUCCESS!'
+failed_suite='[doctest] test cases:  2 |  1 passed | 1 failed | 56 skipped
+[doctest] Status: FAILURE!'
+
+# log DIR KEY STATUS: the log's text on stdin, "<exit status> <seconds>" as STATUS.
+log() {
+  mkdir -p "$1"
+  cat > "$1/$2.log"
+  echo "$3" > "$1/$2.status"
+}
+
+# expect NAME DIR EXIT PATTERN...: the triage of DIR exits with EXIT and prints every PATTERN.
+expect() {
+  local name=$1 dir=$2 want=$3
+  shift 3
+  local output rc
+  output=$(OUT="$dir" FTP_SANITIZE_TOOLS="memcheck racecheck initcheck synccheck" \
+           bash "$root/scripts/sanitize.sh" --triage-only 2>&1)
+  rc=$?
+  local ok=1
+  [ "$rc" = "$want" ] || { echo "FAIL $name: exit $rc, expected $want"; ok=0; }
+  for pattern in "$@"; do
+    grep -qE -- "$pattern" <<< "$output" || { echo "FAIL $name: no line matching '$pattern'"; ok=0; }
+  done
+  if [ "$ok" = 1 ]; then
+    echo "ok   $name"
+  else
+    failures=$((failures + 1))
+    sed 's/^/     | /' <<< "$output" | tail -40
+  fi
+}
+
+# ---- a clean set of runs: everything the triage must let pass ----------------------------------
+clean=$work/clean
+log "$clean" suite-scorer.memcheck "0 13" << EOF
+$passed_suite
+========= LEAK SUMMARY: 0 bytes leaked in 0 allocations
+========= ERROR SUMMARY: 0 errors
+EOF
+log "$clean" suite-faults.memcheck "0 5" << EOF
+========= Program hit cudaErrorStreamCaptureUnsupported (error 900) due to "operation not permitted when stream is capturing" on CUDA API call to cudaStreamSynchronize.
+=========     Saved host backtrace up to driver entry point at error
+========= 
+========= Program hit cudaErrorStreamCaptureInvalidated (error 901) due to "operation failed due to a previous error during capture" on CUDA API call to cudaStreamEndCapture.
+========= 
+$passed_suite
+========= LEAK SUMMARY: 0 bytes leaked in 0 allocations
+========= ERROR SUMMARY: 2 errors
+EOF
+log "$clean" suite-ffn_pruner~1.racecheck "0 40" << EOF
+========= Error: Race reported between Read access at nvjet_sm90_tss_64x32_64x16_2x4_h_bz_TNT+0xb00
+=========     and Write access at nvjet_sm90_tss_64x32_64x16_2x4_h_bz_TNT+0x2b40 [480 hazards]
+========= 
+$passed_suite
+========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)
+EOF
+log "$clean" suite-ffn_pruner~1.initcheck "0 22" << EOF
+========= Uninitialized __global__ memory read of size 16 bytes
+=========     at void ftp::kernels::swiglu_kernel<__nv_bfloat16, (int)8>(const T1 *, int, int, T1 *)+0x4b0
+=========     by thread (0,0,0) in block (8,0,0)
+=========     Address 0x7fa38a06e100
+========= 
+========= Uninitialized __global__ memory read of size 16 bytes
+=========     at void initcheck_probe_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90
+=========     by thread (1,0,0) in block (0,0,0)
+=========     Address 0x7fa38a06e110
+========= 
+========= Warning: Error buffer overflow has been detected. Some records have been dropped
+$passed_suite
+========= ERROR SUMMARY: 3 errors
+EOF
+log "$clean" runner.synccheck "0 3" << 'EOF'
+[ftp] TTFT 211.42 ms | decode 3 tokens in 441.5 ms, 6.8 tokens/s
+--- dense ---
+The sky is blue
+--- ftp ---
+The sky blue is
+========= ERROR SUMMARY: 0 errors
+EOF
+expect "clean runs pass" "$clean" 0 \
+  "sanitize: nothing unexpected" \
+  "API errors from deliberate faults: 2" \
+  "hazards in cuBLAS kernels .*: 480" \
+  "hazards in ftp / runner / test kernels: 0" \
+  "uninitialized reads shown: 2 in kernels, 2 of them in kernels that read a GEMM's output" \
+  "which also checks that the GEMM wrote every element\): 1" \
+  "likely false positives" \
+  "memcheck: 2 runs, 4 cases run: 4 passed, 0 failed"
+
+# ---- each finding alone, next to the clean runs ---------------------------------------------------
+with_clean() { rm -rf "$work/$1"; cp -r "$clean" "$work/$1"; echo "$work/$1"; }
+
+dir=$(with_clean race)
+log "$dir" suite-selection~1.racecheck "0 30" << EOF
+========= Warning: Race reported between Read access at void ftp::kernels::prefix_select_kernel<ftp::CumulativeEta::Rule, (ftp::PrefixForm)0>(T1, const float *, ftp::DeviceBatch, int *, int *)+0x5380
+=========     and Write access at void ftp::kernels::prefix_select_kernel<ftp::CumulativeEta::Rule, (ftp::PrefixForm)0>(T1, const float *, ftp::DeviceBatch, int *, int *)+0x58a0 [64 hazards]
+========= 
+$passed_suite
+========= RACECHECK SUMMARY: 1 hazard displayed (0 errors, 1 warning)
+EOF
+expect "a hazard in an ftp kernel is a finding" "$dir" 1 "hazards in ftp / runner / test kernels: 64" "prefix_select_kernel" \
+  "sanitize: FINDINGS"
+
+dir=$(with_clean uninit)
+log "$dir" suite-selection~1.initcheck "0 30" << EOF
+========= Uninitialized __global__ memory read of size 4 bytes
+=========     at void ftp::kernels::gather_rows_kernel<float>(const T1 *, long, const int *, int, int, T1 *)+0x1f0
+=========     by thread (0,0,0) in block (3,0,0)
+=========     Address 0x7f0000000000
+========= 
+$passed_suite
+========= ERROR SUMMARY: 1 error
+EOF
+expect "an uninitialized read outside the GEMM readers is a finding" "$dir" 1 "FINDING: 1 uninitialized reads in other kernels"
+
+dir=$(with_clean gemm_reader_failed)
+log "$dir" suite-ffn_pruner~2.initcheck "1 30" << EOF
+========= Uninitialized __global__ memory read of size 16 bytes
+=========     at void ftp::kernels::scatter_add_kernel<__nv_bfloat16>(T1 *, long, const int *, int, int, const float *, const T1 *)+0x2a0
+=========     by thread (0,0,0) in block (0,0,0)
+=========     Address 0x7f0000000000
+========= 
+$failed_suite
+========= ERROR SUMMARY: 1 error
+EOF
+expect "reads of GEMM outputs in a run whose tests failed need a look" "$dir" 1 "these reads need a look"
+
+dir=$(with_clean leak)
+log "$dir" suite-llama3_model.memcheck "0 20" << EOF
+========= Leaked 4,096 bytes at 0x7f1234560000
+=========     Saved host backtrace up to driver entry point at cudaMalloc time
+=========         Host Frame: llama3::DeviceModel::DeviceModel [0x1234] in ftp_cuda_tests
+========= 
+$passed_suite
+========= LEAK SUMMARY: 4096 bytes leaked in 1 allocations
+========= ERROR SUMMARY: 1 error
+EOF
+expect "a leak outside a failed cublasCreate is a finding" "$dir" 1 "other leaks: 1 allocations, 4096 bytes"
+
+dir=$(with_clean invalid)
+log "$dir" prefill.memcheck "0 5" << EOF
+========= Invalid __global__ read of size 4 bytes
+=========     at void llama3::kernels::rmsnorm_kernel<float>(const float *, float *)+0x80
+=========     by thread (0,0,0) in block (0,0,0)
+=========     Address 0x7f0000000000 is out of bounds
+========= 
+$passed_suite
+========= LEAK SUMMARY: 0 bytes leaked in 0 allocations
+========= ERROR SUMMARY: 1 error
+EOF
+expect "an invalid access is a finding" "$dir" 1 "other errors: 1" "Invalid __global__ read"
+
+dir=$(with_clean timeout)
+log "$dir" suite-attention_sm90~3.racecheck "124 353" << EOF
+$failed_suite
+EOF
+expect "a timed-out run is a finding" "$dir" 1 "TIMED OUT after 353 s" "the tests did not pass under racecheck"
+
+dir=$(with_clean notrun)
+echo "not-run 0" > "$dir/cublasfault.memcheck.status"
+expect "a run the deadline kept from starting is reported" "$dir" 1 "cublasfault / memcheck: NOT RUN"
+
+dir=$(with_clean runner_incomplete)
+log "$dir" runner.memcheck "0 3" << 'EOF'
+--- dense ---
+The sky is blue
+========= LEAK SUMMARY: 0 bytes leaked in 0 allocations
+========= ERROR SUMMARY: 0 errors
+EOF
+expect "a runner run without the FTP generation did not pass" "$dir" 1 "the tests did not pass under memcheck"
+
+dir=$(with_clean sanitizer_crash)
+log "$dir" suite-ffn_pruner~5.racecheck "1 10" << EOF
+========= Internal Sanitizer Error: The Sanitizer failed to handle a hardware exception.
+$failed_suite
+========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)
+EOF
+expect "compute-sanitizer's own failure is reported" "$dir" 1 "compute-sanitizer itself failed"
+
+if [ "$failures" -gt 0 ]; then
+  echo "sanitize_triage: $failures case(s) failed"
+  exit 1
+fi
+echo "sanitize_triage: all cases passed"
