@@ -81,14 +81,8 @@ only_unfinished=${FTP_SANITIZE_ONLY_UNFINISHED:-0}
 triage_only=0
 [ "${1:-}" = --triage-only ] && triage_only=1
 declare -A flagged
-ran=()
 
-if [ "$triage_only" = 1 ]; then
-  for st in "$out"/*.*.status; do  # every run that was started or given up leaves one
-    key=$(basename "$st" .status)
-    case "$key" in suite*.* | cublasfault.* | prefill.* | runner.*) ran+=("$key") ;; esac
-  done
-else
+if [ "$triage_only" = 0 ]; then
 # ---- tools ------------------------------------------------------------------------------------
 if ! command -v nvcc > /dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
 sanitizer=$(command -v compute-sanitizer || true)
@@ -252,12 +246,14 @@ for key in "${queue[@]}"; do
   run_one "$key" &
 done
 wait
+fi
+
+# Every run in OUT, this call's and earlier ones' (each leaves a .status, also when not started).
 ran=()
 for st in "$out"/*.*.status; do
   key=$(basename "$st" .status)
   case "$key" in suite*.* | cublasfault.* | prefill.* | runner.*) ran+=("$key") ;; esac
 done
-fi
 
 # ---- triage -----------------------------------------------------------------------------------
 # Kernel names: cuBLAS's own (nvjet*, cutlass, xmma, gemm/gemv) vs everything else (ftp's, the
