@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "../model_path.hpp"
+#include "error_text.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -26,6 +27,8 @@
 #include "llama3/model_config.hpp"
 
 using namespace llama3;
+using ftp_test::contains;
+using ftp_test::message_of;
 
 namespace {
 
@@ -127,25 +130,7 @@ class GgufWriter {
 
 /// The LoadError message of parsing `bytes`, or "" if it parsed. Anything else escapes the test.
 std::string parse_error(const std::vector<uint8_t>& bytes) {
-  try {
-    GgufFile::parse(bytes.data(), bytes.size());
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-/// The LoadError message of calling `fn`, or "" if it returned. Anything else escapes the test.
-template <class F>
-std::string load_error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "";
+  return message_of<LoadError>([&] { GgufFile::parse(bytes.data(), bytes.size()); });
 }
 
 /// A small valid file with every value type and two tensors.
@@ -249,14 +234,7 @@ TEST_CASE("gguf: version 2 is accepted, 1 and 4 are not, big-endian is named") {
 TEST_CASE("gguf: wrong-typed and missing keys throw naming the key") {
   const std::vector<uint8_t> bytes = sample_writer().build();
   const GgufFile f = GgufFile::parse(bytes.data(), bytes.size());
-  auto message = [](auto&& fn) -> std::string {
-    try {
-      fn();
-    } catch (const LoadError& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message = [](auto&& fn) { return message_of<LoadError>(fn); };
   CHECK(contains(message([&] { f.get_string("u32"); }), "metadata key 'u32' (at byte offset"));
   CHECK(contains(message([&] { f.get_string("u32"); }), "has type uint32: expected string"));
   CHECK(contains(message([&] { f.get_int("f32"); }), "metadata key 'f32'"));
@@ -499,12 +477,12 @@ TEST_CASE("gguf: the remaining malformed headers and descriptors are rejected") 
 TEST_CASE("gguf: getters reject arrays of the wrong element type and scalars asked for as arrays") {
   const std::vector<uint8_t> bytes = sample_writer().build();
   const GgufFile f = GgufFile::parse(bytes.data(), bytes.size());
-  CHECK(contains(load_error_of([&] { f.get_float_array("words"); }),
+  CHECK(contains(message_of<LoadError>([&] { f.get_float_array("words"); }),
                  "has type array of string: expected array of float32 or float64"));
-  CHECK(contains(load_error_of([&] { f.get_int_array("floats"); }), "has type array of float32: expected array of integers"));
-  CHECK(contains(load_error_of([&] { f.array_size("u8"); }), "metadata key 'u8' (at byte offset"));
-  CHECK(contains(load_error_of([&] { f.array_size("u8"); }), "has type uint8: expected an array"));
-  CHECK(contains(load_error_of([&] { f.type_of("nope"); }), "GGUF: missing metadata key 'nope'"));
+  CHECK(contains(message_of<LoadError>([&] { f.get_int_array("floats"); }), "has type array of float32: expected array of integers"));
+  CHECK(contains(message_of<LoadError>([&] { f.array_size("u8"); }), "metadata key 'u8' (at byte offset"));
+  CHECK(contains(message_of<LoadError>([&] { f.array_size("u8"); }), "has type uint8: expected an array"));
+  CHECK(contains(message_of<LoadError>([&] { f.type_of("nope"); }), "GGUF: missing metadata key 'nope'"));
 }
 
 TEST_CASE("gguf: open() names the file in every error, and a directory is refused") {
@@ -515,7 +493,7 @@ TEST_CASE("gguf: open() names the file in every error, and a directory is refuse
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   }
-  const std::string bad = load_error_of([&] { GgufFile::open(path); });
+  const std::string bad = message_of<LoadError>([&] { GgufFile::open(path); });
   std::remove(path.c_str());
   CHECK(contains(bad, "GGUF: bad magic at byte offset 0"));
   CHECK(contains(bad, " [file '" + path + "']"));
@@ -525,7 +503,7 @@ TEST_CASE("gguf: open() names the file in every error, and a directory is refuse
   REQUIRE(dir != nullptr);
   struct stat st {};
   REQUIRE(::stat(dir, &st) == 0);
-  const std::string e = load_error_of([&] { GgufFile::open(dir); });
+  const std::string e = message_of<LoadError>([&] { GgufFile::open(dir); });
   ::rmdir(dir);
   // open() succeeds on a directory; mmap then fails (ENODEV), unless the file system reports a
   // directory size of 0, which leaves nothing to map and the parser sees an empty file.
@@ -749,12 +727,7 @@ std::vector<uint8_t> tiny_llama_file(const std::string& skip = "", const std::st
 
 std::string config_error(const GgufWriter& w) {
   const std::vector<uint8_t> b = w.build();
-  try {
-    config_from_gguf(GgufFile::parse(b.data(), b.size()));
-  } catch (const LoadError& e) {
-    return e.what();
-  }
-  return "";
+  return message_of<LoadError>([&] { config_from_gguf(GgufFile::parse(b.data(), b.size())); });
 }
 
 }  // namespace
@@ -896,14 +869,11 @@ TEST_CASE("weights: a tiny llama loads, ties its output, and bad tensors are nam
     CHECK_FALSE(w.tied_output);
     CHECK(&w.output_weight() == &w.output);
   }
-  auto load_error = [](const std::vector<uint8_t>& b) -> std::string {
-    try {
+  const auto load_error = [](const std::vector<uint8_t>& b) {
+    return message_of<LoadError>([&] {
       const GgufFile f = GgufFile::parse(b.data(), b.size());
       HostWeights::load(f, config_from_gguf(f));
-    } catch (const LoadError& e) {
-      return e.what();
-    }
-    return "";
+    });
   };
   CHECK(contains(load_error(tiny_llama_file("blk.1.ffn_up.weight")),
                  "missing tensor 'blk.1.ffn_up.weight' (expected ne [8, 12])"));
@@ -1001,7 +971,7 @@ TEST_CASE("config: every other rejected value names the key and what was expecte
 TEST_CASE("weights: undequantizable types, bad rope divisors and missing qwen2 biases are named") {
   auto load_error = [](const GgufWriter& w) {
     const std::vector<uint8_t> b = w.build();
-    return load_error_of([&] {
+    return message_of<LoadError>([&] {
       const GgufFile f = GgufFile::parse(b.data(), b.size());
       HostWeights::load(f, config_from_gguf(f));
     });
@@ -1038,7 +1008,7 @@ TEST_CASE("weights: undequantizable types, bad rope divisors and missing qwen2 b
     w.tensor("q6", {256}, GgmlType::Q6_K, std::vector<uint8_t>(210));
     const std::vector<uint8_t> b = w.build();
     const GgufFile f = GgufFile::parse(b.data(), b.size());
-    CHECK(contains(load_error_of([&] { tensor_to_float(f, *f.find_tensor("q6")); }),
+    CHECK(contains(message_of<LoadError>([&] { tensor_to_float(f, *f.find_tensor("q6")); }),
                    "tensor 'q6': dequantize: tensor type Q6_K is not supported: expected F32, F16, BF16, Q8_0, Q4_0 or "
                    "Q4_1"));
   }

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "../model_path.hpp"
+#include "error_text.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -32,6 +33,8 @@ namespace {
 // Paths
 // ---------------------------------------------------------------------------------------------
 
+using ftp_test::contains;
+using ftp_test::message_of;
 using ftp_test::model_path_or_skip;
 using ftp_test::source_path;
 
@@ -250,19 +253,6 @@ std::string printable(const std::string& s) {
 //   8  abc       normal        17  Ċ ('\n') normal
 // merges, by rank: 0 "b c" -> bc, 1 "a b" -> ab, 2 "Ġ ab" -> Ġab, 3 "ab c" -> abc.
 
-/// The message of the exception of type E that `fn` throws, or "" when it returns. An exception of
-/// another type escapes and fails the test case, so a check on the message also checks the type.
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 llama3::Tokenizer tiny_tokenizer(llama3::TokenizerOptions options = {}) {
   std::vector<std::string> tokens = {"<s>", "</s>", "a", "b", "c", "Ġ", "ab", "Ġab", "abc",
