@@ -109,11 +109,11 @@ void check_selection(const Reserve& reserve, const HostReserve& host_reserve, co
     }
     for (int b = 0; b < B; ++b) {
       CAPTURE(b);
+      const ftp::MiddleSegment mid = ftp::middle_segment(layout, b, config);
       int kept_b = 0;
       bool invalid_b = false;
       for (int t = layout.cu_seqlens[b]; t < layout.cu_seqlens[b + 1]; ++t) {
         kept_b += flags[t];
-        const ftp::MiddleSegment mid = ftp::middle_segment(layout, b, config);
         if (t >= mid.begin && t < mid.end && !ftp::detail::is_valid_score(scores[t])) invalid_b = true;
       }
       CHECK(report.kept_per_seq[b] == kept_b);
