@@ -23,14 +23,9 @@
 
 #include "ftp/detail/importance_mass.hpp"
 #include "ftp/device_batch.hpp"
+#include "ftp/reserve/prefix_form.hpp"
 
 namespace ftp {
-
-/// How a prefix rule places its cut in the descending score ranking (see reserve/README in ftp.hpp).
-enum class PrefixForm {
-  kMass,   ///< the fewest top tokens whose masses reach ceil(share x total); rule gives `mass_share()`
-  kCount,  ///< the top `keep_count(n)` tokens of n; rule gives `keep_count(int n)`
-};
 
 namespace kernels {
 

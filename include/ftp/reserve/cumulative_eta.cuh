@@ -4,8 +4,8 @@
 #include "ftp/config.hpp"
 #include "ftp/detail/host_device.hpp"
 #include "ftp/detail/importance_mass.hpp"
-#include "ftp/kernels/prefix_selection.cuh"
 #include "ftp/kernels/selection.cuh"
+#include "ftp/reserve/prefix_form.hpp"
 
 namespace ftp {
 

@@ -7,8 +7,8 @@
 #include "ftp/detail/host_device.hpp"
 #include "ftp/detail/importance_mass.hpp"
 #include "ftp/error.hpp"
-#include "ftp/kernels/prefix_selection.cuh"
 #include "ftp/kernels/selection.cuh"
+#include "ftp/reserve/prefix_form.hpp"
 
 namespace ftp {
 
