@@ -24,13 +24,20 @@ inline void check(cudaError_t status, const char* what) {
 
 /// Median milliseconds of `body` over `repeats` runs after `warmup` runs, timed with CUDA events
 /// on `stream` (body may synchronize; the events still bracket all of its device work).
-inline double median_ms(const std::function<void()>& body, cudaStream_t stream, int warmup = 5, int repeats = 30) {
-  for (int i = 0; i < warmup; ++i) body();
+/// `before` (optional) is enqueued ahead of every run, warm-ups included, outside the timed span:
+/// e.g. busy work that the timed body queues behind, as a layer queues behind attention.
+inline double median_ms(const std::function<void()>& body, cudaStream_t stream, int warmup = 5, int repeats = 30,
+                        const std::function<void()>& before = {}) {
+  for (int i = 0; i < warmup; ++i) {
+    if (before) before();
+    body();
+  }
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
   std::vector<float> times;
   for (int i = 0; i < repeats; ++i) {
+    if (before) before();
     check(cudaEventRecord(start, stream), "record");
     body();
     check(cudaEventRecord(stop, stream), "record");

@@ -78,24 +78,7 @@ Timing time_layer(int B, int L, int Hq, int Hkv, int d, const ftp::AttentionView
   auto layer = [&] { pruner.run(10, attention, {residual, 64, 64}, {}, stream); };
   Timing t;
   t.isolated_ms = bench::median_ms(layer, stream);
-  cudaEvent_t start, stop;
-  bench::check(cudaEventCreate(&start), "event");
-  bench::check(cudaEventCreate(&stop), "event");
-  std::vector<float> times;
-  for (int i = 0; i < 35; ++i) {
-    busy_kernel<<<1, 1, 0, stream>>>(500000);
-    bench::check(cudaEventRecord(start, stream), "record");
-    layer();
-    bench::check(cudaEventRecord(stop, stream), "record");
-    bench::check(cudaEventSynchronize(stop), "sync");
-    float ms = 0.0f;
-    bench::check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
-    if (i >= 5) times.push_back(ms);  // the first five warm up
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(times.begin(), times.end());
-  t.pipelined_ms = times[times.size() / 2];
+  t.pipelined_ms = bench::median_ms(layer, stream, 5, 30, [&] { busy_kernel<<<1, 1, 0, stream>>>(500000); });
   t.kept = pruner.last_report().kept_fraction();
   return t;
 }
