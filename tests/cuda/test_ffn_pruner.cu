@@ -58,29 +58,6 @@ struct SwiGluLayer {
   ftp::host::SwiGluWeights host() const { return {norm.host.data(), gate.host.data(), up.host.data(), down.host.data(), 1e-5f}; }
 };
 
-// Kept rows (and only they) compare with the host reference; pruned rows must be bitwise unchanged.
-void compare_residual(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& before,
-                      const std::vector<std::uint8_t>& flags, std::int64_t stride, int C, double tolerance) {
-  std::vector<float> got_kept, want_kept;
-  int unchanged_mismatch = 0;
-  for (std::size_t t = 0; t < flags.size(); ++t) {
-    for (int c = 0; c < C; ++c) {
-      const std::size_t i = t * stride + c;
-      if (flags[t]) {
-        got_kept.push_back(got[i]);
-        want_kept.push_back(want[i]);
-      } else if (std::memcmp(&got[i], &before[i], sizeof(float)) != 0) {
-        ++unchanged_mismatch;
-      }
-    }
-  }
-  CHECK(unchanged_mismatch == 0);
-  const double error = relative_error(got_kept, want_kept);
-  CAPTURE(error);
-  CHECK(error < tolerance);
-  MESSAGE("kept rows ", got_kept.size() / std::max(C, 1), " relative error ", error);
-}
-
 // SwiGLU executor through the pruner with a known selection (TopRatio over given scores).
 template <class T>
 void check_swiglu(const std::vector<int>& lengths, int C, int I, bool fused, int chunk_rows, int row_padding,

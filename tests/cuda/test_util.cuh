@@ -157,6 +157,29 @@ constexpr double tolerance() {
   return std::is_same_v<T, float> ? 1e-5 : 1e-2;
 }
 
+/// Kept rows (and only they) compare with the host reference; pruned rows must be bitwise unchanged.
+inline void compare_residual(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& before,
+                             const std::vector<std::uint8_t>& flags, std::int64_t stride, int C, double tolerance) {
+  std::vector<float> got_kept, want_kept;
+  int unchanged_mismatch = 0;
+  for (std::size_t t = 0; t < flags.size(); ++t) {
+    for (int c = 0; c < C; ++c) {
+      const std::size_t i = t * stride + c;
+      if (flags[t]) {
+        got_kept.push_back(got[i]);
+        want_kept.push_back(want[i]);
+      } else if (std::memcmp(&got[i], &before[i], sizeof(float)) != 0) {
+        ++unchanged_mismatch;
+      }
+    }
+  }
+  CHECK(unchanged_mismatch == 0);
+  const double error = relative_error(got_kept, want_kept);
+  CAPTURE(error);
+  CHECK(error < tolerance);
+  MESSAGE("kept rows ", got_kept.size() / std::max(C, 1), " relative error ", error);
+}
+
 /// An FFNExecutor that does nothing: scorer and selection tests see only scores and kept sets.
 struct NoFfn {
   template <class T>
