@@ -33,20 +33,8 @@ struct FusedQkv {
   const bf16* v() const { return device.get() + static_cast<std::int64_t>(Hq + Hkv) * d; }
   /// ln sum_{j <= pos} exp(q_{t,h} . k_j / sqrt(d)) in double.
   double lse(const ftp::BatchLayout& layout, int b, int pos, int h) const {
-    const int start = layout.cu_seqlens[b];
-    const float* qr = values.host.data() + (start + pos) * stride + h * d;
-    std::vector<double> x(pos + 1);
-    double mx = -INFINITY;
-    for (int j = 0; j <= pos; ++j) {
-      const float* kr = values.host.data() + (start + j) * stride + (Hq + h / (Hq / Hkv)) * d;
-      double dot = 0.0;
-      for (int c = 0; c < d; ++c) dot += static_cast<double>(qr[c]) * kr[c];
-      x[j] = dot / std::sqrt(static_cast<double>(d));
-      mx = std::max(mx, x[j]);
-    }
-    double sum = 0.0;
-    for (double v : x) sum += std::exp(v - mx);
-    return mx + std::log(sum);
+    const float* rows = values.host.data() + static_cast<std::int64_t>(layout.cu_seqlens[b]) * stride;
+    return exact_row_lse(rows + pos * stride + h * d, rows + (Hq + h / (Hq / Hkv)) * d, stride, pos + 1, d);
   }
 };
 

@@ -25,25 +25,13 @@ std::vector<float> exact_lse(const ftp::BatchLayout& layout, const std::vector<f
                              std::int64_t token_stride, std::int64_t head_stride, ftp::LseBase base, double shift) {
   const int T_ = layout.num_tokens();
   std::vector<float> lse(static_cast<std::size_t>(std::max(T_, 1)) * Hq, std::numeric_limits<float>::quiet_NaN());
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   for (int b = 0; b < layout.num_seqs(); ++b) {
     const int start = layout.cu_seqlens[b], L = layout.length(b), n = std::min(N, L);
     for (int h = 0; h < Hq; ++h) {
       for (int i = 0; i < n; ++i) {
         const int pos = L - n + i;
-        std::vector<double> x(pos + 1);
-        double mx = -INFINITY;
-        for (int j = 0; j <= pos; ++j) {
-          double dot = 0.0;
-          for (int c = 0; c < d; ++c) {
-            dot += static_cast<double>(q[(start + pos) * q_stride + h * d + c]) * k[(start + j) * k_stride + (h / (Hq / Hkv)) * d + c];
-          }
-          x[j] = dot * scale;
-          mx = std::max(mx, x[j]);
-        }
-        double sum = 0.0;
-        for (double v : x) sum += std::exp(v - mx);
-        double value = mx + std::log(sum) + shift;
+        double value = exact_row_lse(&q[(start + pos) * q_stride + h * d], &k[start * k_stride + (h / (Hq / Hkv)) * d],
+                                     k_stride, pos + 1, d) + shift;
         if (base == ftp::LseBase::kLog2) value /= std::log(2.0);
         lse[(start + pos) * token_stride + h * head_stride] = static_cast<float>(value);
       }

@@ -157,6 +157,22 @@ constexpr double tolerance() {
   return std::is_same_v<T, float> ? 1e-5 : 1e-2;
 }
 
+/// ln sum_{j < count} exp(q . k_j / sqrt(d)) in double: the exact log-sum-exp of one attention row
+/// whose keys are k + j * k_stride (d elements each). The oracle of every test of an lse.
+inline double exact_row_lse(const float* q, const float* k, std::int64_t k_stride, int count, int d) {
+  std::vector<double> x(static_cast<std::size_t>(count));
+  double mx = -INFINITY;
+  for (int j = 0; j < count; ++j) {
+    double dot = 0.0;
+    for (int c = 0; c < d; ++c) dot += static_cast<double>(q[c]) * k[j * k_stride + c];
+    x[j] = dot / std::sqrt(static_cast<double>(d));
+    mx = std::max(mx, x[j]);
+  }
+  double sum = 0.0;
+  for (double v : x) sum += std::exp(v - mx);
+  return mx + std::log(sum);
+}
+
 /// Kept rows (and only they) compare with the host reference; pruned rows must be bitwise unchanged.
 inline void compare_residual(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& before,
                              const std::vector<std::uint8_t>& flags, std::int64_t stride, int C, double tolerance) {
