@@ -57,6 +57,11 @@
 #                                    (default: the cases that took longest on an H200)
 #              FTP_SANITIZE_DEADLINE seconds after the start by which every run must have ended (runs
 #                                    get shorter timeouts; those that cannot start are reported NOT RUN)
+#              FTP_SANITIZE_ALONE_TIMEOUT  seconds for each run that must be alone (default: as others),
+#                                    so that a slow one cannot use up a call's time before the others
+#              FTP_SANITIZE_SKIP     runs whose name contains one of these words are not queued, e.g.
+#                                    "llama3_model~4" in a call where the model is not on disk yet (a
+#                                    later FTP_SANITIZE_ONLY_UNFINISHED=1 call then runs them)
 # `bash scripts/sanitize.sh --triage-only` re-reads the logs already in $OUT (no build, no runs).
 #
 # Time on an H200 (2026-11-30, 16 jobs): building both targets from scratch about 120 s. Under
@@ -172,7 +177,7 @@ started_at=$(date +%s)
 # Runs one "<what>.<tool>" under its timeout (cut short by FTP_SANITIZE_DEADLINE, seconds after the
 # start by which every run must have ended) and leaves "<exit status> <seconds>" in <key>.status.
 run_one() {
-  local key=$1 run=${1%%.*} tool=${1#*.} budget=$timeout_s cmd=()
+  local key=$1 run=${1%%.*} tool=${1#*.} budget=${2:-$timeout_s} cmd=()
   if [ "$deadline_s" -gt 0 ]; then
     local left=$(( deadline_s - ($(date +%s) - started_at) - 15 ))
     [ "$left" -lt "$budget" ] && budget=$left
@@ -230,6 +235,15 @@ if [ "$only_unfinished" = 1 ]; then  # again only what an earlier call left time
   keep=(); for key in "${queue[@]}"; do unfinished "$key" && keep+=("$key"); done; queue=("${keep[@]}")
   keep=(); for key in "${last[@]}"; do unfinished "$key" && keep+=("$key"); done; last=("${keep[@]}")
 fi
+if [ -n "${FTP_SANITIZE_SKIP:-}" ]; then
+  keep=()
+  for key in "${queue[@]}"; do
+    skip=0; for word in $FTP_SANITIZE_SKIP; do [[ "$key" == *"$word"* ]] && skip=1; done
+    [ "$skip" = 0 ] && keep+=("$key")
+  done
+  echo "== FTP_SANITIZE_SKIP leaves out $(( ${#queue[@]} - ${#keep[@]} )) runs"
+  queue=("${keep[@]}")
+fi
 # The longest runs first, so that they do not start near the deadline.
 slow_first=${FTP_SANITIZE_SLOW_FIRST:-"llama3_model~5 llama3_model~1 llama3_model~3 selection~1 llama3_kernels~16 llama3_kernels~17 selection~3 ffn_pruner prefill runner"}
 ordered=()
@@ -240,7 +254,7 @@ for key in "${queue[@]}"; do [[ " ${ordered[*]} " != *" $key "* ]] && ordered+=(
 queue=("${ordered[@]}")
 # The runs that must be alone (they take all free device memory) go first: they are short.
 echo "== ${#last[@]} runs alone, then ${#queue[@]} runs, $jobs_max at a time"
-for key in "${last[@]}"; do run_one "$key"; done
+for key in "${last[@]}"; do run_one "$key" "${FTP_SANITIZE_ALONE_TIMEOUT:-$timeout_s}"; done
 for key in "${queue[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
   run_one "$key" &
