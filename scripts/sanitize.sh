@@ -305,6 +305,13 @@ for key in "${ran[@]}"; do
   say "--- $run / $tool: exit $rc, $secs s, log $log"
   grep -E "ERROR SUMMARY|LEAK SUMMARY|RACECHECK SUMMARY|test cases:|Status:" "$log" | sed 's/^/    /' | tee -a "$summary"
   [ "$rc" = 124 ] || [ "$rc" = 137 ] && { say "    TIMED OUT after $secs s"; flag "$key"; }
+  # compute-sanitizer exits 9 when the program it ran died of SIGKILL. On the H200 (128 GiB of host
+  # memory) that was the kernel's OOM killer: racecheck of the real model's FTP prefills needs more
+  # host memory than that (`dmesg` names the killed process).
+  if [ "$rc" = 9 ] && grep -q "process didn't terminate successfully" "$log"; then
+    say "    KILLED (SIGKILL) after $secs s: the host's OOM killer? (racecheck needed > 128 GiB of host memory for the real model's FTP prefills)"
+    flag "$key"
+  fi
   # Passed: the doctest runs' "Status: SUCCESS"; the runner's exit status 0 and both generations.
   passed=0
   if [ "$run" = runner ]; then

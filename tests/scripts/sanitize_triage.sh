@@ -3,7 +3,8 @@
 # format compute-sanitizer 2025.3 prints: what it must let pass (deliberate fault API errors, hazards
 # inside cuBLAS's nvjet kernels, initcheck reads of GEMM outputs in runs whose tests passed) and what
 # it must report (a hazard or an uninitialized read in ftp's own kernels, a leak, an invalid access,
-# a timeout, a run that never started, a runner that did not finish). Runs without a GPU (ctest).
+# a timeout, a run killed by SIGKILL, a run that never started, a runner that did not finish). Runs
+# without a GPU (ctest).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
@@ -189,6 +190,17 @@ $failed_suite
 ========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)
 EOF
 expect "compute-sanitizer's own failure is reported" "$dir" 1 "compute-sanitizer itself failed"
+
+dir=$(with_clean killed)
+log "$dir" suite-llama3_model~5.racecheck "9 43" << EOF
+========= COMPUTE-SANITIZER
+[ftp tests] GPU present: NVIDIA H200 (sm_90, 132 SMs): GPU test cases RUN
+========= Error: process didn't terminate successfully
+========= Target application returned an error
+========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)
+EOF
+expect "a run killed by SIGKILL (the host's OOM killer) is reported" "$dir" 1 "KILLED \\(SIGKILL\\) after 43 s" \
+  "the tests did not pass under racecheck"
 
 if [ "$failures" -gt 0 ]; then
   echo "sanitize_triage: $failures case(s) failed"
