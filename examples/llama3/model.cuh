@@ -35,6 +35,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ftp/initcheck_support.hpp"
 #include "ftp/pruner.cuh"
 #include "ftp/reserve/keep_all.cuh"
 #include "ftp/workspace.hpp"
@@ -280,6 +281,7 @@ constexpr cudaDataType_t cuda_type() {
 template <class Out>
 void gemm(cublasHandle_t handle, int M, int n, int k, const bf16* x, const bf16* w, Out* out, float beta) {
   if (M == 0) return;
+  if (beta == 0.0f) ftp::detail::mark_gemm_output_written(handle, out, M, n, n);  // for initcheck only
   const float alpha = 1.0f;
   LLAMA3_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, M, k, &alpha, w, CUDA_R_16BF, k, x,
                                    CUDA_R_16BF, k, &beta, out, cuda_type<Out>(), n, CUBLAS_COMPUTE_32F,

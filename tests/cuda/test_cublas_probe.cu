@@ -1,11 +1,14 @@
-// A cuBLAS GEMM on its own, with no ftp kernel involved, whose output is then read by a plain copy
-// kernel and by cudaMemcpy. Two purposes:
-//   - the GEMM writes every element of its output: a never-written buffer and a poisoned one end up
-//     bitwise equal, and both match a host reference (a correctness check of what ftp relies on);
-//   - under compute-sanitizer initcheck, scripts/sanitize.sh counts the reports on the never-written
-//     buffer in initcheck_probe_copy_kernel. Reports there, where nothing but cuBLAS wrote, show
-//     initcheck's blind spot for cuBLAS's Hopper GEMM stores; the same reports in ftp's kernels that
-//     read GEMM outputs (swiglu, scatter_add, bias_gelu) are then the tool's, not ftp's.
+// A cuBLAS GEMM on its own, with no ftp kernel involved, whose output a plain copy kernel then reads.
+// Two cases, each a correctness check of what ftp relies on (the GEMM writes every element of its
+// output: a never-written buffer ends bitwise equal to a poisoned one, and both match double loops)
+// and each a probe for compute-sanitizer initcheck (scripts/sanitize.sh runs it with
+// FTP_INITCHECK_GEMM_OUTPUTS=1, one run per test case):
+//   1. a raw cublasGemmEx, read by initcheck_probe_copy_kernel: initcheck reports those reads,
+//      although the GEMM wrote every element. That is its blind spot for cuBLAS's Hopper (TMA)
+//      stores, and the triage counts these reports apart;
+//   2. the same GEMM through ftp::detail::gemm_x_wt, which marks its output written first under
+//      FTP_INITCHECK_GEMM_OUTPUTS=1 (ftp/initcheck_support.hpp), read by gemm_output_copy_kernel:
+//      initcheck must report nothing.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <doctest/doctest.h>
@@ -21,54 +24,97 @@
 namespace {
 
 using ftp_test::DeviceArray;
+using bf16 = __nv_bfloat16;
 
-/// dst[i] = src[i]: a read of every element of src by a kernel of the test's own.
-__global__ void initcheck_probe_copy_kernel(const __nv_bfloat16* src, __nv_bfloat16* dst, int n) {
+/// dst[i] = src[i] over the output of a raw cuBLAS GEMM (the case that shows initcheck's blind spot).
+__global__ void initcheck_probe_copy_kernel(const bf16* src, bf16* dst, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) dst[i] = src[i];
 }
 
-TEST_CASE("cuBLAS writes every element of a GEMM's output (and the initcheck probe reads it)" *
+/// dst[i] = src[i] over the output of ftp's GEMM helper (initcheck must report nothing here).
+__global__ void gemm_output_copy_kernel(const bf16* src, bf16* dst, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) dst[i] = src[i];
+}
+
+/// The shape of SmolLM2's gate/up product on 257 rows: out[M, N] = x[M, K] . w[N, K]^T.
+struct ProbeGemm {
+  static constexpr int M = 257, N = 3072, K = 576;
+  std::mt19937 rng{4242};
+  ftp_test::RandomTensor<bf16> x{static_cast<std::size_t>(M) * K, rng, -1.0f, 1.0f};
+  ftp_test::RandomTensor<bf16> w{static_cast<std::size_t>(N) * K, rng, -0.1f, 0.1f};
+  DeviceArray<bf16> d_x{x.device_values}, d_w{w.device_values};
+  cublasHandle_t handle = nullptr;
+
+  ProbeGemm() { REQUIRE(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS); }
+  ~ProbeGemm() { cublasDestroy(handle); }
+  ProbeGemm(const ProbeGemm&) = delete;
+  ProbeGemm& operator=(const ProbeGemm&) = delete;
+
+  static std::size_t size() { return static_cast<std::size_t>(M) * N; }
+
+  /// The GEMM through ftp's helper (marks the output written first under FTP_INITCHECK_GEMM_OUTPUTS=1).
+  void via_ftp(bf16* out) const { ftp::detail::gemm_x_wt(handle, M, N, K, d_x.get(), K, d_w.get(), K, out, N, 0.0f); }
+
+  /// The same GEMM straight through cuBLAS, nothing before it.
+  void raw(bf16* out) const {
+    const float alpha = 1.0f, beta = 0.0f;
+    REQUIRE(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, d_w.get(), CUDA_R_16BF, K, d_x.get(),
+                         CUDA_R_16BF, K, &beta, out, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
+  }
+
+  /// `copied` (a kernel's copy of a never-written buffer the GEMM filled) equals `poisoned` (the same
+  /// GEMM into a poisoned buffer) bitwise, and `poisoned` matches double loops.
+  void expect_written(const DeviceArray<bf16>& copied, const DeviceArray<bf16>& poisoned) const {
+    const std::vector<bf16> got_copied = copied.download();
+    const std::vector<bf16> got_poisoned = poisoned.download();
+    CHECK(std::memcmp(got_copied.data(), got_poisoned.data(), size() * sizeof(bf16)) == 0);
+    std::vector<float> want(size());
+    for (int m = 0; m < M; ++m) {
+      for (int n = 0; n < N; ++n) {
+        double acc = 0.0;
+        for (int k = 0; k < K; ++k) {
+          acc += static_cast<double>(x.host[static_cast<std::size_t>(m) * K + k]) * w.host[static_cast<std::size_t>(n) * K + k];
+        }
+        want[static_cast<std::size_t>(m) * N + n] = static_cast<float>(acc);
+      }
+    }
+    const double error = ftp_test::relative_error(ftp_test::to_floats(got_poisoned), want);
+    MESSAGE("cuBLAS bf16 GEMM ", M, "x", N, "x", K, ": relative error ", error, " vs double loops");
+    CHECK(error < ftp_test::tolerance<bf16>());
+  }
+};
+
+TEST_CASE("cuBLAS writes every element of a GEMM's output (raw cublasGemmEx: initcheck's blind-spot probe)" *
           ftp_test::needs_gpu()) {
-  // The shape of SmolLM2's gate/up product on 257 rows: out[M, N] = x[M, K] . w[N, K]^T.
-  const int M = 257, N = 3072, K = 576;
-  std::mt19937 rng(4242);
-  const ftp_test::RandomTensor<__nv_bfloat16> x(static_cast<std::size_t>(M) * K, rng, -1.0f, 1.0f);
-  const ftp_test::RandomTensor<__nv_bfloat16> w(static_cast<std::size_t>(N) * K, rng, -0.1f, 0.1f);
-  DeviceArray<__nv_bfloat16> d_x(x.device_values), d_w(w.device_values);
-  DeviceArray<__nv_bfloat16> never_written(static_cast<std::size_t>(M) * N);  // no memset: initcheck's probe
-  DeviceArray<__nv_bfloat16> poisoned(static_cast<std::size_t>(M) * N);
-  DeviceArray<__nv_bfloat16> copied(static_cast<std::size_t>(M) * N);
+  ProbeGemm g;
+  DeviceArray<bf16> never_written(ProbeGemm::size());  // no memset: what initcheck is asked about
+  DeviceArray<bf16> poisoned(ProbeGemm::size()), copied(ProbeGemm::size());
   poisoned.poison();
   copied.poison();
-
-  cublasHandle_t handle = nullptr;
-  REQUIRE(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS);
-  ftp::detail::gemm_x_wt(handle, M, N, K, d_x.get(), K, d_w.get(), K, never_written.get(), N, 0.0f);
-  ftp::detail::gemm_x_wt(handle, M, N, K, d_x.get(), K, d_w.get(), K, poisoned.get(), N, 0.0f);
-  initcheck_probe_copy_kernel<<<256, 256>>>(never_written.get(), copied.get(), M * N);
+  g.raw(never_written.get());
+  g.raw(poisoned.get());
+  initcheck_probe_copy_kernel<<<256, 256>>>(never_written.get(), copied.get(), static_cast<int>(ProbeGemm::size()));
   ftp_test::cuda_ok(cudaGetLastError(), "initcheck_probe_copy_kernel launch");
-  cublasDestroy(handle);
+  g.expect_written(copied, poisoned);
+}
 
-  const std::vector<__nv_bfloat16> got_poisoned = poisoned.download();
-  const std::vector<__nv_bfloat16> got_fresh = never_written.download();
-  const std::vector<__nv_bfloat16> got_copied = copied.download();
-  // Every element written: the poison is gone, and the never-written buffer holds the same bits.
-  CHECK(std::memcmp(got_fresh.data(), got_poisoned.data(), got_fresh.size() * sizeof(__nv_bfloat16)) == 0);
-  CHECK(std::memcmp(got_copied.data(), got_fresh.data(), got_fresh.size() * sizeof(__nv_bfloat16)) == 0);
-
-  std::vector<float> want(static_cast<std::size_t>(M) * N);
-  for (int m = 0; m < M; ++m) {
-    for (int n = 0; n < N; ++n) {
-      double acc = 0.0;
-      for (int k = 0; k < K; ++k) {
-        acc += static_cast<double>(x.host[static_cast<std::size_t>(m) * K + k]) * w.host[static_cast<std::size_t>(n) * K + k];
-      }
-      want[static_cast<std::size_t>(m) * N + n] = static_cast<float>(acc);
-    }
-  }
-  const double error = ftp_test::relative_error(ftp_test::to_floats(got_poisoned), want);
-  MESSAGE("cuBLAS bf16 GEMM ", M, "x", N, "x", K, ": relative error ", error, " vs double loops");
-  CHECK(error < ftp_test::tolerance<__nv_bfloat16>());
+TEST_CASE("ftp's GEMM helper writes every element of its output (initcheck reports nothing when "
+          "FTP_INITCHECK_GEMM_OUTPUTS=1)" *
+          ftp_test::needs_gpu()) {
+  ProbeGemm g;
+  DeviceArray<bf16> never_written(ProbeGemm::size());
+  DeviceArray<bf16> poisoned(ProbeGemm::size()), copied(ProbeGemm::size());
+  poisoned.poison();
+  copied.poison();
+  g.via_ftp(never_written.get());
+  g.via_ftp(poisoned.get());
+  gemm_output_copy_kernel<<<256, 256>>>(never_written.get(), copied.get(), static_cast<int>(ProbeGemm::size()));
+  ftp_test::cuda_ok(cudaGetLastError(), "gemm_output_copy_kernel launch");
+  g.expect_written(copied, poisoned);
+  // Zero rows: nothing is launched and nothing is marked.
+  CHECK_NOTHROW(ftp::detail::gemm_x_wt(g.handle, 0, ProbeGemm::N, ProbeGemm::K, g.d_x.get(), ProbeGemm::K, g.d_w.get(),
+                                       ProbeGemm::K, never_written.get(), ProbeGemm::N, 0.0f));
 }
 
 }  // namespace

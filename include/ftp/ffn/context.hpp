@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "ftp/cuda_check.hpp"
+#include "ftp/initcheck_support.hpp"
 #include "ftp/types.cuh"
 #include "ftp/views.hpp"
 #include "ftp/workspace.hpp"
@@ -38,6 +39,7 @@ void gemm_x_wt(cublasHandle_t handle, int M, int n_out, int K, const T* x, std::
                std::int64_t ldw, Out* out, std::int64_t ldo, float beta) {
   if (M == 0) return;
   require(ldx <= INT_MAX && ldw <= INT_MAX && ldo <= INT_MAX, "row_stride", ldx, "strides below 2^31 (cuBLAS)");
+  if (beta == 0.0f) mark_gemm_output_written(handle, out, M, n_out, ldo);
   const float alpha = 1.0f;
   FTP_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n_out, M, K, &alpha, w, ElementTraits<T>::cuda_type,
                                 static_cast<int>(ldw), x, ElementTraits<T>::cuda_type, static_cast<int>(ldx), &beta, out,
