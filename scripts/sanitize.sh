@@ -63,6 +63,8 @@
 #              FTP_SANITIZE_HEAVY    runs whose name contains one of these words run one after another
 #                                    in a single slot (default: racecheck of model cases 3 and 5 and of
 #                                    the runner, which need most of a 128 GiB host's memory)
+#              FTP_SANITIZE_ONLY     only runs whose name contains one of these words are queued, e.g.
+#                                    "llama3_model~3.racecheck llama3_model~5.racecheck runner."
 #              FTP_SANITIZE_SKIP     runs whose name contains one of these words are not queued, e.g.
 #                                    "llama3_model~4" in a call where the model is not on disk yet (a
 #                                    later FTP_SANITIZE_ONLY_UNFINISHED=1 call then runs them)
@@ -247,6 +249,12 @@ unfinished() {  # the run named $1 has not run yet, timed out, or was not starte
 if [ "$only_unfinished" = 1 ]; then  # again only what an earlier call left timed out or not run
   keep=(); for key in "${queue[@]}"; do unfinished "$key" && keep+=("$key"); done; queue=("${keep[@]}")
   keep=(); for key in "${last[@]}"; do unfinished "$key" && keep+=("$key"); done; last=("${keep[@]}")
+fi
+if [ -n "${FTP_SANITIZE_ONLY:-}" ]; then
+  matches_only() { local word; for word in $FTP_SANITIZE_ONLY; do [[ "$1" == *"$word"* ]] && return 0; done; return 1; }
+  keep=(); for key in "${queue[@]}"; do matches_only "$key" && keep+=("$key"); done; queue=("${keep[@]}")
+  keep=(); for key in "${last[@]}"; do matches_only "$key" && keep+=("$key"); done; last=("${keep[@]}")
+  echo "== FTP_SANITIZE_ONLY keeps ${#queue[@]} runs and ${#last[@]} runs alone"
 fi
 if [ -n "${FTP_SANITIZE_SKIP:-}" ]; then
   keep=()
