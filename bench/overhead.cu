@@ -29,18 +29,6 @@
 
 namespace {
 
-/// An FFNExecutor that does nothing: isolates scoring and selection.
-struct NoFfn {
-  template <class T>
-  struct Weights {};
-  template <class T>
-  std::size_t workspace_bytes(const ftp::WorkspaceShape&) const { return 0; }
-  template <class T>
-  void validate(const Weights<T>&) const {}
-  template <class T>
-  void run(const ftp::FfnContext<T>&, const Weights<T>&) const {}
-};
-
 /// Keeps the GPU busy for `ns` nanoseconds of the global timer (one thread), so that the host can
 /// enqueue what follows before the GPU reaches it.
 __device__ inline unsigned long long global_ns() {
@@ -72,7 +60,7 @@ Timing time_layer(int B, int L, int Hq, int Hkv, int d, const ftp::AttentionView
   const int T = B * L;
   std::vector<int> cu(B + 1);
   for (int b = 0; b <= B; ++b) cu[b] = b * L;
-  ftp::Pruner<__nv_bfloat16, Scorer, ftp::CumulativeEta, NoFfn> pruner(ftp::Config::llama3(), {T, B, 64, 64, Hq, Hkv, d});
+  ftp::Pruner<__nv_bfloat16, Scorer, ftp::CumulativeEta, ftp::NoFfn> pruner(ftp::Config::llama3(), {T, B, 64, 64, Hq, Hkv, d});
   pruner.plan(cu.data(), B, T, stream);
   pruner.set_selection_path(path);
   auto layer = [&] { pruner.run(10, attention, {residual, 64, 64}, {}, stream); };

@@ -26,3 +26,4 @@
 #include "ftp/ffn/callable.cuh"
 #include "ftp/ffn/cublas_gelu_mlp.cuh"
 #include "ftp/ffn/cublas_swiglu.cuh"
+#include "ftp/ffn/no_ffn.cuh"

@@ -102,7 +102,7 @@ TEST_CASE("FTP scores from the attention kernel's lse equal the scorer's own two
     if (d == 64) launch<64>(qkv, out.get(), lse.get(), d_cu.get(), B, T); else launch<128>(qkv, out.get(), lse.get(), d_cu.get(), B, T);
 
     const ftp::Config config(100, 50, 0, 0.9);
-    ftp::Pruner<bf16, ftp::LastQueriesAttention, ftp::CumulativeEta, NoFfn> pruner(config, {T, B, 8, 8, Hq, Hkv, d});
+    ftp::Pruner<bf16, ftp::LastQueriesAttention, ftp::CumulativeEta, ftp::NoFfn> pruner(config, {T, B, 8, 8, Hq, Hkv, d});
     DeviceArray<bf16> residual(static_cast<std::size_t>(T) * 8);
     pruner.plan(layout.cu_seqlens.data(), B, T, nullptr);
     auto scores = [&](bool with_lse) {

@@ -71,7 +71,7 @@ void check_engine_lse(const LseCase& c, unsigned seed) {
   DeviceArray<float> d_lse(lse);
 
   const ftp::Config config(100, c.N, 0, 0.9);
-  ftp::Pruner<T, ftp::LastQueriesAttention, ftp::CumulativeEta, NoFfn> pruner(config, {T_, B, 8, 8, c.Hq, c.Hkv, c.d});
+  ftp::Pruner<T, ftp::LastQueriesAttention, ftp::CumulativeEta, ftp::NoFfn> pruner(config, {T_, B, 8, 8, c.Hq, c.Hkv, c.d});
   DeviceArray<T> residual(static_cast<std::size_t>(std::max(T_, 1)) * 8);
   pruner.plan(layout.cu_seqlens.data(), B, T_, nullptr);
   cuda_ok(cudaMemset(const_cast<float*>(pruner.scores()), 0xFF, sizeof(float) * std::max(T_, 1)), "poison scores");

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "ftp/batch.hpp"
-#include "ftp/ffn/context.hpp"
 #include "ftp/types.cuh"
 
 namespace ftp_test {
@@ -195,17 +194,5 @@ inline void compare_residual(const std::vector<float>& got, const std::vector<fl
   CHECK(error < tolerance);
   MESSAGE("kept rows ", got_kept.size() / std::max(C, 1), " relative error ", error);
 }
-
-/// An FFNExecutor that does nothing: scorer and selection tests see only scores and kept sets.
-struct NoFfn {
-  template <class T>
-  struct Weights {};
-  template <class T>
-  std::size_t workspace_bytes(const ftp::WorkspaceShape&) const { return 0; }
-  template <class T>
-  void validate(const Weights<T>&) const {}
-  template <class T>
-  void run(const ftp::FfnContext<T>&, const Weights<T>&) const {}
-};
 
 }  // namespace ftp_test
