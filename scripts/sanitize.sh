@@ -45,13 +45,11 @@
 #              FTP_SANITIZE_JOBS     runs at a time (default 1). Above 1 the suite is split by test
 #                                    source file (FTP_SANITIZE_SPLIT=1) and the parts run side by side;
 #                                    the cuBLAS-failure test, which takes all free device memory, then
-#                                    runs alone at the end
+#                                    runs alone, first
 #              FTP_SANITIZE_SPLIT_CASES  tools whose suite runs are split further, one run per test case
 #                                    (doctest --first/--last within the file), e.g. "racecheck initcheck"
 #              FTP_SANITIZE_ONLY_UNFINISHED=1  run only what an earlier call left timed out or not run
 #                                    (same OUT), then triage everything in OUT
-#              FTP_SANITIZE_RACECHECK_EXCLUDE_CUBLAS=1  racecheck leaves cuBLAS's nvjet kernels out
-#                                    (see below: crashed compute-sanitizer 2025.3.1)
 #              FTP_SANITIZE_SLOW_FIRST  runs whose name contains one of these words start first
 #                                    (default: the cases that took longest on an H200)
 #              FTP_SANITIZE_DEADLINE seconds after the start by which every run must have ended (runs
@@ -133,28 +131,15 @@ if ! "$sanitizer" --tool memcheck "$tests" -tc="CumulativeEta with eta = 1 keeps
   exit 1
 fi
 
-# FTP_SANITIZE_RACECHECK_EXCLUDE_CUBLAS=1 leaves cuBLAS's own GEMM kernels (nvjet*) out of racecheck
-# (--kernel-name-exclude). Off by default: with compute-sanitizer 2025.3.1 on an H200 (2026-11-30)
-# the first excluded nvjet launch ended in "Internal Sanitizer Error: The Sanitizer failed to handle
-# a hardware exception" and cudaErrorIllegalAddress, so every test case with a GEMM failed. With
-# cuBLAS's kernels in, racecheck reports hazards inside nvjet_sm90_* kernels (25,920 in one run),
-# which order shared memory with mbarriers and TMA: the triage below counts them apart.
-racecheck_filter=""
-if [ "${FTP_SANITIZE_RACECHECK_EXCLUDE_CUBLAS:-0}" = 1 ]; then
-  if "$sanitizer" --tool racecheck --kernel-name-exclude kns=nvjet "$tests" \
-      -tc="CumulativeEta with eta = 1 keeps everything and skips scoring" > "$out/probe-exclude.log" 2>&1; then
-    racecheck_filter="--kernel-name-exclude kns=nvjet"
-  else
-    echo "racecheck: --kernel-name-exclude refused (see $out/probe-exclude.log); checking cuBLAS's kernels too"
-  fi
-fi
-echo "racecheck kernel filter: ${racecheck_filter:-none}"
-
+# racecheck checks cuBLAS's kernels too: leaving them out (--kernel-name-exclude kns=nvjet) made
+# compute-sanitizer 2025.3.1 itself fail at the first GEMM on an H200 ("Internal Sanitizer Error: The
+# Sanitizer failed to handle a hardware exception"). The hazards it reports inside nvjet_sm90_*
+# kernels, which order shared memory with mbarriers and TMA, are counted apart by the triage below.
 model=${FTP_MODEL_PATH:-$root/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 tool_args() {
   case "$1" in
     memcheck) echo "--tool memcheck --leak-check full" ;;
-    racecheck) echo "--tool racecheck $racecheck_filter" ;;
+    racecheck) echo "--tool racecheck" ;;
     initcheck) echo "--tool initcheck --show-backtrace no" ;;  # tens of thousands of reports: keep the log small
     synccheck) echo "--tool synccheck" ;;
   esac
@@ -246,25 +231,18 @@ unfinished() {  # the run named $1 has not run yet, timed out, or was not starte
   case "$(cut -d' ' -f1 "$out/$1.status" 2> /dev/null)" in "" | 124 | 137 | not-run | error) return 0 ;; esac
   return 1
 }
-if [ "$only_unfinished" = 1 ]; then  # again only what an earlier call left timed out or not run
-  keep=(); for key in "${queue[@]}"; do unfinished "$key" && keep+=("$key"); done; queue=("${keep[@]}")
-  keep=(); for key in "${last[@]}"; do unfinished "$key" && keep+=("$key"); done; last=("${keep[@]}")
-fi
-if [ -n "${FTP_SANITIZE_ONLY:-}" ]; then
-  matches_only() { local word; for word in $FTP_SANITIZE_ONLY; do [[ "$1" == *"$word"* ]] && return 0; done; return 1; }
-  keep=(); for key in "${queue[@]}"; do matches_only "$key" && keep+=("$key"); done; queue=("${keep[@]}")
-  keep=(); for key in "${last[@]}"; do matches_only "$key" && keep+=("$key"); done; last=("${keep[@]}")
-  echo "== FTP_SANITIZE_ONLY keeps ${#queue[@]} runs and ${#last[@]} runs alone"
-fi
-if [ -n "${FTP_SANITIZE_SKIP:-}" ]; then
-  keep=()
-  for key in "${queue[@]}"; do
-    skip=0; for word in $FTP_SANITIZE_SKIP; do [[ "$key" == *"$word"* ]] && skip=1; done
-    [ "$skip" = 0 ] && keep+=("$key")
-  done
-  echo "== FTP_SANITIZE_SKIP leaves out $(( ${#queue[@]} - ${#keep[@]} )) runs"
-  queue=("${keep[@]}")
-fi
+mentions() {  # the run named $2 contains one of the words in $1
+  local word; for word in $1; do [[ "$2" == *"$word"* ]] && return 0; done; return 1
+}
+mentions_none() { ! mentions "$@"; }
+filter_runs() {  # keeps, in queue and last, the runs for which the command "$@" <run> succeeds
+  local key kept=()
+  for key in "${queue[@]}"; do "$@" "$key" && kept+=("$key"); done; queue=("${kept[@]}")
+  kept=(); for key in "${last[@]}"; do "$@" "$key" && kept+=("$key"); done; last=("${kept[@]}")
+}
+[ "$only_unfinished" = 1 ] && filter_runs unfinished  # again only what an earlier call left undone
+[ -n "${FTP_SANITIZE_ONLY:-}" ] && filter_runs mentions "$FTP_SANITIZE_ONLY"
+[ -n "${FTP_SANITIZE_SKIP:-}" ] && filter_runs mentions_none "$FTP_SANITIZE_SKIP"
 # The longest runs first, so that they do not start near the deadline.
 slow_first=${FTP_SANITIZE_SLOW_FIRST:-"llama3_model~5 llama3_model~1 llama3_model~3 selection~1 llama3_kernels~16 llama3_kernels~17 selection~3 ffn_pruner prefill runner"}
 ordered=()
@@ -273,17 +251,16 @@ for word in $slow_first; do
 done
 for key in "${queue[@]}"; do [[ " ${ordered[*]} " != *" $key "* ]] && ordered+=("$key"); done
 queue=("${ordered[@]}")
-# The runs that must be alone (they take all free device memory) go first: they are short.
 # Runs that need most of the host's memory (racecheck of the real model's FTP prefills: 91 GiB to
 # more than 125 GiB each on an H200) go one after another in one slot, beside the others.
 heavy_words=${FTP_SANITIZE_HEAVY:-"llama3_model~3.racecheck llama3_model~5.racecheck runner.racecheck"}
 heavy=() light=()
 for key in "${queue[@]}"; do
-  is_heavy=0; for word in $heavy_words; do [[ "$key" == *"$word"* ]] && is_heavy=1; done
-  if [ "$is_heavy" = 1 ]; then heavy+=("$key"); else light+=("$key"); fi
+  if mentions "$heavy_words" "$key"; then heavy+=("$key"); else light+=("$key"); fi
 done
 queue=("${light[@]}")
 echo "== ${#last[@]} runs alone, then ${#queue[@]} runs $jobs_max at a time, of them one slot for ${#heavy[@]} heavy runs in turn"
+# The runs that must be alone (they take all free device memory) go first: they are short.
 for key in "${last[@]}"; do run_one "$key" "${FTP_SANITIZE_ALONE_TIMEOUT:-$timeout_s}"; done
 if [ ${#heavy[@]} -gt 0 ]; then
   (for key in "${heavy[@]}"; do run_one "$key"; done) &
