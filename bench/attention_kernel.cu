@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common.cuh"
 #include "llama3/kernels/attention_prefill.cuh"
 #include "llama3/kernels/attention_prefill_sm90.cuh"
 
@@ -35,16 +36,6 @@ struct Shape {
 constexpr Shape kLlama{"llama3-8b", 32, 8, 128};
 constexpr Shape kSmol{"smollm2", 9, 3, 64};
 constexpr int kLengths[] = {1024, 2048, 4096, 8192, 16384, 32768};
-
-// Deterministic pseudo-random bf16 in about [-2, 2) from a hash of the index (fast for 1e8 values).
-__global__ void fill_kernel(bf16* x, std::int64_t n, std::uint32_t seed) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed ^ static_cast<std::uint32_t>(i >> 32);
-    h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
-    x[i] = __float2bfloat16_rn((h >> 8) * (4.0f / 16777216.0f) - 2.0f);
-  }
-}
 
 /// The FA2 launcher in the argument order of the sm90 one (lse after out).
 template <int D>
@@ -69,9 +60,9 @@ struct Buffers {
     LLAMA3_CUDA_CHECK(cudaMalloc(&out_sm90, nq * sizeof(bf16)));
     LLAMA3_CUDA_CHECK(cudaMalloc(&lse, static_cast<std::size_t>(L) * s.Hq * sizeof(float)));
     LLAMA3_CUDA_CHECK(cudaMalloc(&cu, 2 * sizeof(int)));
-    fill_kernel<<<1024, 256>>>(q, nq, 1u);
-    fill_kernel<<<1024, 256>>>(k, nk, 2u);
-    fill_kernel<<<1024, 256>>>(v, nk, 3u);
+    bench::fill_uniform_kernel<<<1024, 256>>>(q, nq, 1u, -2.0f, 2.0f);
+    bench::fill_uniform_kernel<<<1024, 256>>>(k, nk, 2u, -2.0f, 2.0f);
+    bench::fill_uniform_kernel<<<1024, 256>>>(v, nk, 3u, -2.0f, 2.0f);
     LLAMA3_CUDA_CHECK_LAUNCH();
     const int h_cu[2] = {0, L};
     LLAMA3_CUDA_CHECK(cudaMemcpy(cu, h_cu, sizeof h_cu, cudaMemcpyHostToDevice));
@@ -143,29 +134,6 @@ Validation validate(int L, bool sm90) {
   return v;
 }
 
-/// Median milliseconds of `iters` timed runs of f after 3 warm-up runs (which also set the smem
-/// attribute).
-template <class F>
-double median_ms(F f, int iters) {
-  for (int i = 0; i < 3; ++i) f();
-  LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
-  cudaEvent_t start, stop;
-  LLAMA3_CUDA_CHECK(cudaEventCreate(&start));
-  LLAMA3_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> ms(iters);
-  for (int i = 0; i < iters; ++i) {
-    LLAMA3_CUDA_CHECK(cudaEventRecord(start));
-    f();
-    LLAMA3_CUDA_CHECK(cudaEventRecord(stop));
-    LLAMA3_CUDA_CHECK(cudaEventSynchronize(stop));
-    LLAMA3_CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(ms.begin(), ms.end());
-  return iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
-}
-
 struct Result {
   int L;
   double fa2_ms, fa2_tflops;
@@ -189,10 +157,10 @@ Result measure(Shape s, int L, int iters, bool sm90) {
     r.sm90_vs_fa2 = rel_error(download_bf16(b.out_sm90, b.out_elems()), download_bf16(b.out, b.out_elems()),
                               &r.sm90_nonfinite);
   }
-  r.fa2_ms = median_ms([&] { b.run_fa2(); }, iters);
+  r.fa2_ms = bench::median_ms([&] { b.run_fa2(); }, nullptr, 3, iters);  // warm-ups set the smem attribute
   r.fa2_tflops = flops / (r.fa2_ms * 1e-3) / 1e12;
   if (sm90) {
-    r.sm90_ms = median_ms([&] { b.run_sm90(); }, iters);
+    r.sm90_ms = bench::median_ms([&] { b.run_sm90(); }, nullptr, 3, iters);
     r.sm90_tflops = flops / (r.sm90_ms * 1e-3) / 1e12;
   }
   return r;
