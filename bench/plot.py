@@ -69,6 +69,20 @@ def plot_ffn(plt, rows, out):
     return path
 
 
+# The longest middle segment (L - P - N, P + N = 150 by default) up to which the pruner's
+# SelectionPath::kAuto takes the fused radix select (kLongestMiddleForFusedSelection), else the sort.
+FUSED_SELECTION_MAX_MIDDLE = 6144
+RESERVED_TOKENS = 150
+
+
+def auto_select_ms(r):
+    """Pipelined selection time of the path the pruner takes at this row's length, if measured."""
+    fused, sort = num(r, "pipelined_select_ms"), num(r, "pipelined_select_sorted_ms")
+    if fused is None or sort is None:
+        return None
+    return fused if num(r, "seq_len") - RESERVED_TOKENS <= FUSED_SELECTION_MAX_MIDDLE else sort
+
+
 def plot_overhead(plt, rows, out):
     rows = [r for r in rows if isinstance(r, dict) and num(r, "seq_len") is not None
             and num(r, "score_select_ms") is not None]
@@ -77,27 +91,21 @@ def plot_overhead(plt, rows, out):
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for B in sorted({int(num(r, "batch") or 1) for r in rows}):
         mine = [r for r in rows if int(num(r, "batch") or 1) == B]
-        tokens = lambda r: B * num(r, "seq_len")  # noqa: E731
-        # isolated two-pass (the older measurement) and, when present, the pipelined one-pass
-        # (engine lse) cost that a prefill actually pays; selection alone dotted
-        # selection alone as the pruner runs it (SelectionPath::kAuto): the fused radix select for
-        # middles up to 6144 tokens (P + N = 150 reserved), the sort above
-        for r in mine:
-            fused, sort = num(r, "pipelined_select_ms"), num(r, "pipelined_select_sorted_ms")
-            if fused is not None and sort is not None:
-                r["pipelined_select_auto_ms"] = fused if num(r, "seq_len") - 150 <= 6144 else sort
-        series = [("score_select_ms", "o-", "B=%d isolated, two-pass" % B),
-                  ("pipelined_score_select_lse_ms", "s--", "B=%d pipelined, engine lse"),
-                  ("pipelined_select_auto_ms", "x:", "B=%d pipelined, select only")]
-        if num(mine[0], "pipelined_select_auto_ms") is None:
-            series[2] = ("select_ms", "x:", "B=%d isolated, select only")
+        # isolated two-pass (the older measurement); when present, the pipelined one-pass (engine
+        # lse) cost that a prefill actually pays; selection alone dotted
+        series = [(lambda r: num(r, "score_select_ms"), "o-", "isolated, two-pass"),
+                  (lambda r: num(r, "pipelined_score_select_lse_ms"), "s--", "pipelined, engine lse")]
+        if any(auto_select_ms(r) is not None for r in mine):
+            series.append((auto_select_ms, "x:", "pipelined, select only"))
+        else:
+            series.append((lambda r: num(r, "select_ms"), "x:", "isolated, select only"))
         color = None
-        for key, style, label in series:
-            pts = sorted((tokens(r), num(r, key)) for r in mine if num(r, key) is not None)
+        for value, style, label in series:
+            pts = sorted((B * num(r, "seq_len"), value(r)) for r in mine if value(r) is not None)
             if not pts:
                 continue
             line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=3, color=color,
-                            label=label % B if "%d" in label else label)
+                            label="B=%d %s" % (B, label))
             color = line.get_color()
     ax.axhline(0.1, color="gray", lw=0.8, ls="--", label="0.1 ms goal")
     ax.set_xscale("log", base=2)
