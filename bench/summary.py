@@ -70,7 +70,7 @@ def main():
                 L, fmt(hf_ms), fmt(ours), fmt(ratio, "%.3f"),
                 fmt(eta["ttft_ms"] if eta else None) + (" (%.2f)" % eta["mean_kept_fraction"] if eta else ""),
                 fmt(k6["ttft_ms"] if k6 else None), fmt(k4["ttft_ms"] if k4 else None), fmt(hf_over_k4, "%.2fx"),
-                fmt(ideal), fmt(realized, "%.1f%%" if realized is None else "%.3f")))
+                fmt(ideal), fmt(realized, "%.3f")))
             fa2 = find(e2e, seq_len=L, variant="dense_fa2_attention")
             if fa2 and hf_ms:
                 lines.append("ours dense with the FA2 attention kernel at %d: %.1f ms (%.3f x HF)" %
