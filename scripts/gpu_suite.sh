@@ -13,12 +13,12 @@
 #   summary      bench/summary.py over the JSON of this run, then bench/plot.py
 #   collect      copies the JSON, the summary, two plots and a tarball of all logs into $OUT
 # Logs and JSON go to $FTP_GPU_WORK (default /tmp/gpu-work), which a later call on the same warm
-# machine shares, as it shares build-gpu.
+# machine shares, as it shares the build folder ($FTP_GPU_BUILD_DIR, default build-gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 out=${FTP_GPU_WORK:-/tmp/gpu-work}
 mkdir -p "$out"
-bin=build-gpu
+bin=${FTP_GPU_BUILD_DIR:-build-gpu}
 model=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build tests overhead attention e2e torch demo summary collect)
@@ -33,12 +33,12 @@ step_build() {
     extra=(-DDOCTEST_INCLUDE_DIR="$FTP_EXTRA_INCLUDE" -DCMAKE_CXX_FLAGS="-I$FTP_EXTRA_INCLUDE"
            -DCMAKE_CUDA_FLAGS="-I$FTP_EXTRA_INCLUDE")
   fi
-  cmake -S . -B $bin -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" > "$out/configure.log" 2>&1 ||
+  cmake -S . -B "$bin" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" > "$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; return 1; }
   # FTP_GPU_TARGETS narrows the build, e.g. to "ftp_cuda_tests ftp_llama3" for scripts/sanitize.sh.
   local targets=${FTP_GPU_TARGETS:-"ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"}
   # shellcheck disable=SC2086
-  cmake --build $bin -j"$(nproc)" --target $targets > "$out/build.log" 2>&1 ||
+  cmake --build "$bin" -j"$(nproc)" --target $targets > "$out/build.log" 2>&1 ||
     { grep -E "error" "$out/build.log" | head -30; return 1; }
   echo "build: ok"
 }

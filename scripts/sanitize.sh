@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # compute-sanitizer over ftp's GPU code, on a CUDA machine:  bash scripts/sanitize.sh
 #
-# Builds ftp_cuda_tests and ftp_llama3 in build-gpu (sm_90; an existing build-gpu is reused and only
-# rebuilt where sources changed), then runs each tool
+# Builds ftp_cuda_tests and ftp_llama3 in build-gpu with scripts/gpu_suite.sh's build step (sm_90
+# and sm_90a; an existing build-gpu is reused and only rebuilt where sources changed), then runs
+# each tool
 #   memcheck --leak-check full | racecheck | initcheck | synccheck
 # over
 #   suite    the whole GPU test suite: FTP_REQUIRE_GPU=1 FTP_SANITIZE=1 ./build-gpu/tests/ftp_cuda_tests
@@ -112,13 +113,9 @@ bindir=${FTP_SANITIZE_BUILD_DIR:-build-gpu}
 if [ "${FTP_SANITIZE_NO_BUILD:-0}" = 1 ]; then
   echo "== using the programs already in $bindir (FTP_SANITIZE_NO_BUILD=1)"
 else
-  if [ ! -f "$bindir/CMakeCache.txt" ]; then
-    cmake -S . -B "$bindir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$out/configure.log" 2>&1 ||
-      { tail -30 "$out/configure.log"; exit 1; }
-  fi
-  echo "== building ftp_cuda_tests ftp_llama3 in $bindir"
-  cmake --build "$bindir" -j"$(nproc)" --target ftp_cuda_tests ftp_llama3 > "$out/build.log" 2>&1 ||
-    { grep -E "error" "$out/build.log" | head -30; exit 1; }
+  echo "== building ftp_cuda_tests ftp_llama3 in $bindir (scripts/gpu_suite.sh build)"
+  FTP_GPU_BUILD_DIR=$bindir FTP_GPU_TARGETS="ftp_cuda_tests ftp_llama3" bash scripts/gpu_suite.sh build \
+    > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 fi
 tests=./$bindir/tests/ftp_cuda_tests
 runner=./$bindir/examples/ftp_llama3
