@@ -32,7 +32,8 @@
 #     reports every read of a GEMM's output (ftp's swiglu / scatter_add / bias_gelu, the runner's
 #     RoPE, attention, argmax and K/V-cache copies: millions of reports, most past --print-limit and
 #     of unknown kind). The initcheck runs therefore set FTP_INITCHECK_GEMM_OUTPUTS=1: ftp's GEMM
-#     helper and the runner's zero each GEMM's exact output rectangle first (ftp/initcheck_support.hpp),
+#     helper, which the runner's GEMMs go through too, zeroes each GEMM's exact output rectangle first
+#     (ftp/initcheck_support.hpp),
 #     and every report that remains is a finding. The one expected exception is the blind-spot probe,
 #     tests/cuda/test_cublas_probe.cu's first case: a raw cublasGemmEx whose output its own
 #     initcheck_probe_copy_kernel reads. Its reports are counted as evidence of the blind spot; its

@@ -35,7 +35,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "ftp/initcheck_support.hpp"
+#include "ftp/ffn/context.hpp"
 #include "ftp/pruner.cuh"
 #include "ftp/reserve/keep_all.cuh"
 #include "ftp/workspace.hpp"
@@ -271,21 +271,12 @@ inline std::unique_ptr<void, CudaFree> device_alloc(std::size_t bytes, const cha
   return std::unique_ptr<void, CudaFree>(p);
 }
 
-template <class Out>
-constexpr cudaDataType_t cuda_type() {
-  return std::is_same_v<Out, float> ? CUDA_R_32F : CUDA_R_16BF;
-}
-
-/// out[M, n] = x[M, k] . w[n, k]^T + beta * out, all row-major (ld = row length), fp32 accumulation.
-/// cuBLAS is column-major: row-major out is out^T [n, M] = w x^T, so A = w with op T.
+/// out[M, n] = x[M, k] . w[n, k]^T + beta * out, all row-major (ld = row length), fp32 accumulation:
+/// the library's GEMM helper (which also marks the output written for initcheck when asked,
+/// ftp/initcheck_support.hpp).
 template <class Out>
 void gemm(cublasHandle_t handle, int M, int n, int k, const bf16* x, const bf16* w, Out* out, float beta) {
-  if (M == 0) return;
-  if (beta == 0.0f) ftp::detail::mark_gemm_output_written(handle, out, M, n, n);  // for initcheck only
-  const float alpha = 1.0f;
-  LLAMA3_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, M, k, &alpha, w, CUDA_R_16BF, k, x,
-                                   CUDA_R_16BF, k, &beta, out, cuda_type<Out>(), n, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT));
+  ftp::detail::gemm_x_wt(handle, M, n, k, x, k, w, k, out, n, beta);
 }
 
 /// The stream, timing events and cuBLAS handle of a DeviceModel. A base class, so they are released
