@@ -62,7 +62,7 @@
 #              FTP_SANITIZE_NO_BUILD=1  use the programs already there (e.g. built on another machine)
 #              FTP_SANITIZE_HEAVY    runs whose name contains one of these words run one after another
 #                                    in a single slot (default: racecheck of model cases 3 and 5 and of
-#                                    the runner, which need most of a 128 GiB host's memory)
+#                                    the runner, which need 91-159 GiB of host memory each)
 #              FTP_SANITIZE_ONLY     only runs whose name contains one of these words are queued, e.g.
 #                                    "llama3_model~3.racecheck llama3_model~5.racecheck runner."
 #              FTP_SANITIZE_SKIP     runs whose name contains one of these words are not queued, e.g.
@@ -73,11 +73,10 @@
 # Time on an H200 (2026-11-30, 16 jobs): building both targets from scratch about 140 s. Under
 # memcheck and synccheck each test file takes 4-126 s. Under racecheck most test cases take 5-130 s;
 # the longest are the first selection case (216-334 s), and the real model's dense logits (186 s).
-# Racecheck of the real model's FTP prefills (model cases 3 and 5, the runner) needs 91 GiB to more
-# than 125 GiB of host memory each: on a 128 GiB host run them alone, or on a larger host. Under
-# initcheck with FTP_INITCHECK_GEMM_OUTPUTS=1 every case but the real model's takes under 20 s;
-# without it the 1,024-token prefill on the real model took 369 s. Results and what is still open:
-# docs/reliability.md.
+# Racecheck of the real model's FTP prefills (model cases 3 and 5, the runner) needs 91-159 GiB of
+# host memory each, so cases 3 and 5 need a host with more than 128 GiB (they took 89-112 s on one
+# with 256 GiB). Under initcheck with FTP_INITCHECK_GEMM_OUTPUTS=1 every case but the real model's
+# takes under 20 s; the real model's take 47-257 s. Results: docs/reliability.md.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -249,8 +248,8 @@ for word in $slow_first; do
 done
 for key in "${queue[@]}"; do [[ " ${ordered[*]} " != *" $key "* ]] && ordered+=("$key"); done
 queue=("${ordered[@]}")
-# Runs that need most of the host's memory (racecheck of the real model's FTP prefills: 91 GiB to
-# more than 125 GiB each on an H200) go one after another in one slot, beside the others.
+# Runs that need most of the host's memory (racecheck of the real model's FTP prefills: 91-159 GiB
+# each) go one after another in one slot, beside the others.
 heavy_words=${FTP_SANITIZE_HEAVY:-"llama3_model~3.racecheck llama3_model~5.racecheck runner.racecheck"}
 heavy=() light=()
 for key in "${queue[@]}"; do
@@ -318,7 +317,7 @@ for key in "${ran[@]}"; do
   # memory) that was the kernel's OOM killer: racecheck of the real model's FTP prefills needs more
   # host memory than that (`dmesg` names the killed process).
   if [ "$rc" = 9 ] && grep -q "process didn't terminate successfully" "$log"; then
-    say "    KILLED (SIGKILL) after $secs s: the host's OOM killer? (racecheck needed > 128 GiB of host memory for the real model's FTP prefills)"
+    say "    KILLED (SIGKILL) after $secs s: the host's OOM killer? (racecheck needed up to 159 GiB of host memory for the real model's FTP prefills)"
     flag "$key"
   fi
   # Passed: the doctest runs' "Status: SUCCESS"; the runner's exit status 0 and both generations.
