@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "ftp/cuda_check.hpp"
+#include "ftp/detail/smem_opt_in.hpp"
 #include "ftp/kernels/last_queries_attention.cuh"
 #include "ftp/kernels/lqa_key_scores_mma.cuh"
 #include "ftp/kernels/selection.cuh"
@@ -47,6 +48,10 @@ struct LastQueriesAttention : ScorerBase {
     rows_capacity_ = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) + 15) / 16 * 16;
     int device = 0;
     FTP_CUDA_CHECK(cudaGetDevice(&device));
+    if (device != device_) {
+      smem_opt_in_.forget();
+      device_ = device;
+    }
     FTP_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
     FTP_CUDA_CHECK(cudaDeviceGetAttribute(&max_smem_optin_, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     const Buffers buf = carve(ctx.workspace, ctx.shape, ctx.config);
@@ -149,8 +154,7 @@ struct LastQueriesAttention : ScorerBase {
       const int group = a.num_q_heads / a.num_kv_heads;
       const int row_chunks = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) +
                               kernels::lqa::kRows - 1) / kernels::lqa::kRows;
-      FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_row_stats_kernel<T, D>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+      smem_opt_in_.ensure(kernels::lqa_row_stats_kernel<T, D>, smem);
       const dim3 stats_grid(static_cast<unsigned>(total_splits_), static_cast<unsigned>(a.num_kv_heads),
                             static_cast<unsigned>(row_chunks));
       kernels::lqa_row_stats_kernel<T, D><<<stats_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p);
@@ -164,8 +168,7 @@ struct LastQueriesAttention : ScorerBase {
     const std::size_t mma_smem = kernels::lqa_mma::smem_bytes<D>(rows_capacity_);
     if constexpr (!std::is_same_v<T, float>) {
       if (mma_smem <= static_cast<std::size_t>(max_smem_optin_)) {
-        FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_key_scores_mma_kernel<T, D>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(mma_smem)));
+        smem_opt_in_.ensure(kernels::lqa_key_scores_mma_kernel<T, D>, mma_smem);
         // Two CTAs per multiprocessor over all groups; each CTA walks its group's tiles with a stride.
         const int per_group = std::max(1, std::min(total_tiles128_, (2 * num_sms_ + a.num_kv_heads - 1) / a.num_kv_heads));
         const dim3 grid(static_cast<unsigned>(per_group), static_cast<unsigned>(a.num_kv_heads));
@@ -177,8 +180,7 @@ struct LastQueriesAttention : ScorerBase {
       }
     }
     // fp32 inputs, or more query rows per group than shared memory holds: the S-tile kernel
-    FTP_CUDA_CHECK(cudaFuncSetAttribute(kernels::lqa_key_scores_kernel<T, D>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    smem_opt_in_.ensure(kernels::lqa_key_scores_kernel<T, D>, smem);
     const dim3 scores_grid(static_cast<unsigned>(total_tiles_), static_cast<unsigned>(a.num_kv_heads));
     kernels::lqa_key_scores_kernel<T, D><<<scores_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p, T_);
     FTP_CUDA_CHECK_LAUNCH();
@@ -192,6 +194,10 @@ struct LastQueriesAttention : ScorerBase {
   int rows_capacity_ = 0;  // query rows of one group the register-resident pass 2 holds
   int num_sms_ = 0;
   int max_smem_optin_ = 0;
+  int device_ = -1;  // the device plan() last ran on
+  // The kernels already allowed their dynamic shared memory on device_, so that the driver call
+  // happens on the first pruned layer only, not on every layer.
+  mutable detail::SmemOptIn smem_opt_in_;
 };
 
 }  // namespace ftp
