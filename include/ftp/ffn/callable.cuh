@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "ftp/ffn/chunked.hpp"
 #include "ftp/ffn/context.hpp"
 #include "ftp/kernels/ffn.cuh"
 
@@ -27,26 +28,33 @@ struct FfnRows {
   int first_token;
 };
 
+namespace detail {
+/// One chunk's buffers of CallableFfn.
+template <class T>
+struct CallableChunk {
+  T* input = nullptr;       // [chunk, C] gathered rows
+  float* output = nullptr;  // [chunk, C] the function's result
+
+  void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, int chunk) {
+    const std::size_t m = static_cast<std::size_t>(chunk), c = static_cast<std::size_t>(shape.hidden);
+    input = carver.take<T>(m * c, "callable_ffn.input");
+    output = carver.take<float>(m * c, "callable_ffn.output");
+  }
+};
+}  // namespace detail
+
 /// Executor over a user function `fn(const FfnRows<T>&, const void* layer_user_data, cudaStream_t)`
 /// (a generic lambda or a functor with a templated call operator). The function must enqueue its
 /// work on the stream it is given and must not synchronize it if the pruner is graph-captured.
 template <class Fn>
-struct CallableFfn {
+struct CallableFfn : detail::ChunkedFfn<detail::CallableChunk> {
   template <class T>
   struct Weights {
     const void* user = nullptr;  ///< passed through to fn unchanged (e.g. this layer's weights)
   };
 
-  explicit CallableFfn(Fn function, int rows_per_chunk = 4096) : fn(std::move(function)), chunk_rows(rows_per_chunk) {
-    detail::require(rows_per_chunk >= 1, "chunk_rows", rows_per_chunk, "chunk_rows >= 1");
-  }
-
-  template <class T>
-  std::size_t workspace_bytes(const WorkspaceShape& shape) const {
-    WorkspaceCarver carver;
-    Buffers<T>{}.layout(carver, shape, rows(shape));
-    return carver.used();
-  }
+  explicit CallableFfn(Fn function, int rows_per_chunk = 4096)
+      : ChunkedFfn<detail::CallableChunk>(rows_per_chunk), fn(std::move(function)) {}
 
   template <class T>
   void validate(const Weights<T>&) const {}
@@ -54,9 +62,7 @@ struct CallableFfn {
   template <class T>
   void run(const FfnContext<T>& ctx, const Weights<T>& w) const {
     const int C = ctx.shape.hidden;
-    WorkspaceCarver carver(ctx.workspace, workspace_bytes<T>(ctx.shape));
-    Buffers<T> buf;
-    buf.layout(carver, ctx.shape, rows(ctx.shape));
+    const detail::CallableChunk<T> buf = carve<T>(ctx.workspace, ctx.shape);
     for (int first = 0; first < ctx.num_rows; first += chunk_rows) {
       const int M = std::min(chunk_rows, ctx.num_rows - first);
       FfnRows<T> rows_view{nullptr, C, buf.output, M, C, nullptr, first};
@@ -79,22 +85,6 @@ struct CallableFfn {
   }
 
   Fn fn;
-  int chunk_rows;
-
- private:
-  int rows(const WorkspaceShape& shape) const { return std::max(1, std::min(chunk_rows, shape.max_tokens)); }
-
-  template <class T>
-  struct Buffers {
-    T* input = nullptr;       // [chunk, C] gathered rows
-    float* output = nullptr;  // [chunk, C] the function's result
-
-    void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, int chunk) {
-      const std::size_t m = static_cast<std::size_t>(chunk), c = static_cast<std::size_t>(shape.hidden);
-      input = carver.take<T>(m * c, "callable_ffn.input");
-      output = carver.take<float>(m * c, "callable_ffn.output");
-    }
-  };
 };
 
 }  // namespace ftp

@@ -4,14 +4,37 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "ftp/ffn/chunked.hpp"
 #include "ftp/ffn/context.hpp"
 #include "ftp/kernels/ffn.cuh"
 
 namespace ftp {
 
+namespace detail {
+/// One chunk's buffers of CublasGeluMlp.
+template <class T>
+struct GeluMlpChunk {
+  T* normed = nullptr;     // [chunk, C]
+  T* hidden = nullptr;     // [chunk, I]
+  float* delta = nullptr;  // [chunk, C]
+  void* cublas = nullptr;
+
+  void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, int chunk) {
+    const std::size_t m = static_cast<std::size_t>(chunk);
+    const std::size_t c = static_cast<std::size_t>(shape.hidden), i = static_cast<std::size_t>(shape.ffn);
+    normed = carver.take<T>(m * c, "cublas_gelu_mlp.normed");
+    hidden = carver.take<T>(m * i, "cublas_gelu_mlp.hidden");
+    delta = carver.take<float>(m * c, "cublas_gelu_mlp.delta");
+    cublas = carver.take<std::uint8_t>(detail::kCublasWorkspaceBytes, "cublas_gelu_mlp.cublas_workspace");
+  }
+};
+}  // namespace detail
+
 /// FFN(x) = W_down gelu_tanh(W_up x' + b_up) + b_down, x' = LayerNorm(x) * norm_weight + norm_bias.
 /// Weights row-major [out, in]; every bias is optional (null). Rows run in chunks of `chunk_rows`.
-struct CublasGeluMlp {
+struct CublasGeluMlp : detail::ChunkedFfn<detail::GeluMlpChunk> {
+  using ChunkedFfn::ChunkedFfn;
+
   template <class T>
   struct Weights {
     const T* norm_weight = nullptr;  ///< [C]
@@ -22,18 +45,6 @@ struct CublasGeluMlp {
     const T* down_bias = nullptr;    ///< [C] or null
     float eps = 1e-5f;               ///< LayerNorm epsilon
   };
-
-  CublasGeluMlp() = default;
-  explicit CublasGeluMlp(int rows_per_chunk) : chunk_rows(rows_per_chunk) {
-    detail::require(rows_per_chunk >= 1, "chunk_rows", rows_per_chunk, "chunk_rows >= 1");
-  }
-
-  template <class T>
-  std::size_t workspace_bytes(const WorkspaceShape& shape) const {
-    WorkspaceCarver carver;
-    Buffers<T>{}.layout(carver, shape, rows(shape));
-    return carver.used();
-  }
 
   template <class T>
   void validate(const Weights<T>& w) const {
@@ -46,9 +57,7 @@ struct CublasGeluMlp {
   template <class T>
   void run(const FfnContext<T>& ctx, const Weights<T>& w) const {
     const int C = ctx.shape.hidden, I = ctx.shape.ffn;
-    WorkspaceCarver carver(ctx.workspace, workspace_bytes<T>(ctx.shape));
-    Buffers<T> buf;
-    buf.layout(carver, ctx.shape, rows(ctx.shape));
+    const detail::GeluMlpChunk<T> buf = carve<T>(ctx.workspace, ctx.shape);
     detail::bind_cublas(ctx.cublas, ctx.stream, buf.cublas, detail::kCublasWorkspaceBytes);
     for (int first = 0; first < ctx.num_rows; first += chunk_rows) {
       const int M = std::min(chunk_rows, ctx.num_rows - first);
@@ -67,28 +76,6 @@ struct CublasGeluMlp {
       FTP_CUDA_CHECK_LAUNCH();
     }
   }
-
-  int chunk_rows = 4096;
-
- private:
-  int rows(const WorkspaceShape& shape) const { return std::max(1, std::min(chunk_rows, shape.max_tokens)); }
-
-  template <class T>
-  struct Buffers {
-    T* normed = nullptr;     // [chunk, C]
-    T* hidden = nullptr;     // [chunk, I]
-    float* delta = nullptr;  // [chunk, C]
-    void* cublas = nullptr;
-
-    void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, int chunk) {
-      const std::size_t m = static_cast<std::size_t>(chunk);
-      const std::size_t c = static_cast<std::size_t>(shape.hidden), i = static_cast<std::size_t>(shape.ffn);
-      normed = carver.take<T>(m * c, "cublas_gelu_mlp.normed");
-      hidden = carver.take<T>(m * i, "cublas_gelu_mlp.hidden");
-      delta = carver.take<float>(m * c, "cublas_gelu_mlp.delta");
-      cublas = carver.take<std::uint8_t>(detail::kCublasWorkspaceBytes, "cublas_gelu_mlp.cublas_workspace");
-    }
-  };
 };
 
 }  // namespace ftp

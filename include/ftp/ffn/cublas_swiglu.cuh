@@ -4,19 +4,42 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "ftp/ffn/chunked.hpp"
 #include "ftp/ffn/context.hpp"
 #include "ftp/kernels/ffn.cuh"
 
 namespace ftp {
 
+namespace detail {
+/// One chunk's buffers of CublasSwiGLU.
+template <class T>
+struct SwigluChunk {
+  T* normed = nullptr;   // [chunk, C]
+  T* gate_up = nullptr;  // [chunk, 2I]
+  T* act = nullptr;      // [chunk, I]
+  float* delta = nullptr;  // [chunk, C] fp32 FFN output before the scatter-add
+  void* cublas = nullptr;
+
+  void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, int chunk) {
+    const std::size_t m = static_cast<std::size_t>(chunk);
+    const std::size_t c = static_cast<std::size_t>(shape.hidden), i = static_cast<std::size_t>(shape.ffn);
+    normed = carver.take<T>(m * c, "cublas_swiglu.normed");
+    gate_up = carver.take<T>(m * 2 * i, "cublas_swiglu.gate_up");
+    act = carver.take<T>(m * i, "cublas_swiglu.act");
+    delta = carver.take<float>(m * c, "cublas_swiglu.delta");
+    cublas = carver.take<std::uint8_t>(detail::kCublasWorkspaceBytes, "cublas_swiglu.cublas_workspace");
+  }
+};
+}  // namespace detail
+
 /// FFN(x) = W_down (SiLU(W_gate x') * W_up x'), x' = RMSNorm(x) * norm_weight, added into the
 /// residual. Weights are the host application's device pointers, row-major [out, in] (the HF and
 /// GGUF layout). Either `gate_up` ([2I, C], gate rows first: one GEMM) or `gate` and `up` ([I, C]
 /// each: two GEMMs into one buffer) must be set.
-///
-/// Rows run in chunks of `chunk_rows` (default 4096, where cuBLAS is already near its peak), so
-/// the workspace is bounded by the chunk, not by T.
-struct CublasSwiGLU {
+/// Rows run in chunks of `chunk_rows` (default 4096), so the workspace is bounded by the chunk.
+struct CublasSwiGLU : detail::ChunkedFfn<detail::SwigluChunk> {
+  using ChunkedFfn::ChunkedFfn;
+
   template <class T>
   struct Weights {
     const T* norm_weight = nullptr;  ///< [C] post-attention RMSNorm weight
@@ -26,18 +49,6 @@ struct CublasSwiGLU {
     const T* down = nullptr;         ///< [C, I]
     float eps = 1e-5f;               ///< RMSNorm epsilon
   };
-
-  CublasSwiGLU() = default;
-  explicit CublasSwiGLU(int rows_per_chunk) : chunk_rows(rows_per_chunk) {
-    detail::require(rows_per_chunk >= 1, "chunk_rows", rows_per_chunk, "chunk_rows >= 1");
-  }
-
-  template <class T>
-  std::size_t workspace_bytes(const WorkspaceShape& shape) const {
-    WorkspaceCarver carver;
-    Buffers<T>{}.layout(carver, shape, rows(shape));
-    return carver.used();
-  }
 
   template <class T>
   void validate(const Weights<T>& w) const {
@@ -53,9 +64,7 @@ struct CublasSwiGLU {
   template <class T>
   void run(const FfnContext<T>& ctx, const Weights<T>& w) const {
     const int C = ctx.shape.hidden, I = ctx.shape.ffn;
-    WorkspaceCarver carver(ctx.workspace, workspace_bytes<T>(ctx.shape));
-    Buffers<T> buf;
-    buf.layout(carver, ctx.shape, rows(ctx.shape));
+    const detail::SwigluChunk<T> buf = carve<T>(ctx.workspace, ctx.shape);
     detail::bind_cublas(ctx.cublas, ctx.stream, buf.cublas, detail::kCublasWorkspaceBytes);
     const bool dense = ctx.rows == nullptr;
     for (int first = 0; first < ctx.num_rows; first += chunk_rows) {
@@ -86,8 +95,6 @@ struct CublasSwiGLU {
     }
   }
 
-  int chunk_rows = 4096;
-
  private:
   // 16-byte vectors when I allows them (I a multiple of 16 / sizeof(T)), else one element a thread.
   template <class T>
@@ -101,27 +108,6 @@ struct CublasSwiGLU {
           gate_up, M, I, act);
     }
   }
-
-  int rows(const WorkspaceShape& shape) const { return std::max(1, std::min(chunk_rows, shape.max_tokens)); }
-
-  template <class T>
-  struct Buffers {
-    T* normed = nullptr;   // [chunk, C]
-    T* gate_up = nullptr;  // [chunk, 2I]
-    T* act = nullptr;      // [chunk, I]
-    float* delta = nullptr;  // [chunk, C] fp32 FFN output before the scatter-add
-    void* cublas = nullptr;
-
-    void layout(WorkspaceCarver& carver, const WorkspaceShape& shape, int chunk) {
-      const std::size_t m = static_cast<std::size_t>(chunk);
-      const std::size_t c = static_cast<std::size_t>(shape.hidden), i = static_cast<std::size_t>(shape.ffn);
-      normed = carver.take<T>(m * c, "cublas_swiglu.normed");
-      gate_up = carver.take<T>(m * 2 * i, "cublas_swiglu.gate_up");
-      act = carver.take<T>(m * i, "cublas_swiglu.act");
-      delta = carver.take<float>(m * c, "cublas_swiglu.delta");
-      cublas = carver.take<std::uint8_t>(detail::kCublasWorkspaceBytes, "cublas_swiglu.cublas_workspace");
-    }
-  };
 };
 
 }  // namespace ftp
