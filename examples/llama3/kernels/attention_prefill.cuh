@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ftp/kernels/mma_sm80.cuh"
 #include "llama3/kernels/common.cuh"
 
 namespace llama3::kernels {
@@ -50,55 +51,15 @@ struct Params {
   float scale_log2;       // log2(e) / sqrt(d): scores go straight into exp2
 };
 
-// ---- PTX wrappers (sm_80+) -----------------------------------------------------------------------
-
-__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-
-/// 16-byte global->shared copy; src_bytes = 0 writes zeros without reading (rows past L).
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-/// Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and lane l receives
-/// row l/4, columns 2(l%4), 2(l%4)+1 of each (of the transpose with .trans).
-__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
-/// D[16x8] += A[16x16] * B[16x8], bf16 inputs, fp32 accumulators. Fragments (g = lane/4, t = lane%4):
-/// A: a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
-/// B: b0 (k 2t..2t+1, n g), b1 (k 2t+8.., n g);  D: d0,d1 (g, 2t..2t+1), d2,d3 (g+8, 2t..2t+1).
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                               std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/// Element offset of the 16-byte chunk `chunk` of row `row` in a [rows, D] bf16 tile. The chunk is
-/// XOR-swizzled with row % 8 so that the 8 row addresses of one ldmatrix phase (same logical chunk,
-/// 8 consecutive rows) fall in 8 different bank groups; D/8 >= 8 chunks so the XOR stays in the row.
-template <int D>
-__device__ __forceinline__ int swz(int row, int chunk) {
-  return row * D + ((chunk ^ (row & 7)) << 3);
-}
+// The sm_80 PTX wrappers (cp.async, ldmatrix, mma.sync m16n8k16) and the tiles' XOR swizzle are
+// ftp's (ftp/kernels/mma_sm80.cuh): its scorer's tensor-core pass is built from the same ones.
+using ftp::kernels::sm80::cp_async16;
+using ftp::kernels::sm80::cp_async_commit;
+using ftp::kernels::sm80::cp_async_wait;
+using ftp::kernels::sm80::ldmatrix_x4;
+using ftp::kernels::sm80::ldmatrix_x4_trans;
+using ftp::kernels::sm80::mma_16816;
+using ftp::kernels::sm80::swizzle;
 
 /// Copies rows [row0, row0 + R) of one head of a sequence into a swizzled smem tile; rows >= L are
 /// zero-filled (so padded keys/values are 0, never NaN garbage that 0 * NaN would spread).
@@ -114,7 +75,7 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, std::int
     const int c = idx % kChunksPerRow;
     const bool ok = row0 + r < L;
     const bf16* src = base + (ok ? static_cast<std::int64_t>(row0 + r) * row_stride : 0) + c * 8;
-    cp_async16(tile + swz<D>(r, c), src, ok ? 16 : 0);
+    cp_async16(tile + swizzle<D>(r, c), src, ok ? 16 : 0);
   }
 }
 
@@ -222,14 +183,14 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
 #pragma unroll
       for (int ks = 0; ks < D / 16; ++ks) {
         std::uint32_t a[4];
-        ldmatrix_x4(a, q_s + swz<D>(warp * 16 + (lane & 15), ks * 2 + (lane >> 4)));
+        ldmatrix_x4(a, q_s + swizzle<D>(warp * 16 + (lane & 15), ks * 2 + (lane >> 4)));
 #pragma unroll
         for (int np = 0; np < kBlockN / 16; ++np) {
           std::uint32_t b[4];
           const int mi = lane >> 3;
-          ldmatrix_x4(b, kt + swz<D>(np * 16 + (mi >> 1) * 8 + (lane & 7), ks * 2 + (mi & 1)));
-          mma_bf16_16816(s[2 * np], a, b[0], b[1]);
-          mma_bf16_16816(s[2 * np + 1], a, b[2], b[3]);
+          ldmatrix_x4(b, kt + swizzle<D>(np * 16 + (mi >> 1) * 8 + (lane & 7), ks * 2 + (mi & 1)));
+          mma_16816<bf16>(s[2 * np], a, b[0], b[1]);
+          mma_16816<bf16>(s[2 * np + 1], a, b[2], b[3]);
         }
       }
       // ---- causal / length mask, only on tiles that reach the diagonal or the end ----
@@ -292,9 +253,9 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
         for (int dp = 0; dp < D / 16; ++dp) {
           std::uint32_t b[4];
           const int mi = lane >> 3;
-          ldmatrix_x4_trans(b, vt + swz<D>(kk * 16 + (mi & 1) * 8 + (lane & 7), dp * 2 + (mi >> 1)));
-          mma_bf16_16816(o[2 * dp], a, b[0], b[1]);
-          mma_bf16_16816(o[2 * dp + 1], a, b[2], b[3]);
+          ldmatrix_x4_trans(b, vt + swizzle<D>(kk * 16 + (mi & 1) * 8 + (lane & 7), dp * 2 + (mi >> 1)));
+          mma_16816<bf16>(o[2 * dp], a, b[0], b[1]);
+          mma_16816<bf16>(o[2 * dp + 1], a, b[2], b[3]);
         }
       }
     }
@@ -326,7 +287,7 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = g + 8 * r;
-      *reinterpret_cast<std::uint32_t*>(stage + swz<D>(row, nb) + 2 * t4) =
+      *reinterpret_cast<std::uint32_t*>(stage + swizzle<D>(row, nb) + 2 * t4) =
           pack_bf16x2(o[nb][2 * r] * inv_l[r], o[nb][2 * r + 1] * inv_l[r]);
     }
   }
@@ -339,7 +300,7 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
     const int c = idx % kChunksPerRow;
     if (wr0 + r < L) {
       bf16* dst = p.out + static_cast<std::int64_t>(seq_start + wr0 + r) * p.out_row_stride + head * D + c * 8;
-      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(stage + swz<D>(r, c));
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(stage + swizzle<D>(r, c));
     }
   }
 }

@@ -37,6 +37,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ftp/kernels/mma_sm80.cuh"
 #include "llama3/kernels/common.cuh"
 
 namespace llama3::kernels {
@@ -99,21 +100,11 @@ struct Params {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // ---- PTX wrappers (sm_90a) ----------------------------------------------------------------------
 
-__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-
-/// 16-byte global->shared copy (PTX ISA "cp.async"); src_bytes = 0 writes 16 zero bytes without
-/// reading (rows past L), so padded keys/values are 0 and never NaN garbage that 0 * NaN spreads.
-__device__ __forceinline__ void cp_async16(std::uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-/// Waits until at most N of this thread's most recent cp.async groups are pending.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
+// cp.async (to a shared-memory address) and the address conversion are ftp's sm_80 wrappers.
+using ftp::kernels::sm80::cp_async16;
+using ftp::kernels::sm80::cp_async_commit;
+using ftp::kernels::sm80::cp_async_wait;
+using ftp::kernels::sm80::shared_address;
 
 /// Orders this thread's completed generic-proxy writes to shared memory (cp.async, st.shared)
 /// before later async-proxy reads of it (wgmma operands). PTX ISA "Memory Consistency Model /
@@ -336,7 +327,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
   __shared__ int sched[kStaticSmemBytes / sizeof(int)];
 
   // Round the dynamic base up to 1024 bytes (the 128-byte swizzle's period; see make_smem_desc).
-  const std::uint32_t raw = smem_u32(sm90_smem);
+  const std::uint32_t raw = shared_address(sm90_smem);
   const std::uint32_t base_u32 = (raw + (kAtomBytes - 1)) & ~static_cast<std::uint32_t>(kAtomBytes - 1);
   unsigned char* const base_ptr = sm90_smem + (base_u32 - raw);
   const std::uint32_t q_s = base_u32 + Plan::kQ;

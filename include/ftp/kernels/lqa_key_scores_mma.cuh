@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "ftp/kernels/last_queries_attention.cuh"
+#include "ftp/kernels/mma_sm80.cuh"
 
 namespace ftp::kernels {
 
@@ -39,43 +40,9 @@ constexpr std::size_t smem_bytes(int rows_pad) {
   return (static_cast<std::size_t>(rows_pad) + kTileKeys) * D * 2 + static_cast<std::size_t>(rows_pad) * 8;
 }
 
-/// Element offset of 16-byte chunk `chunk` of row `row` in a [rows, D] 16-bit tile: the chunk index
-/// is XOR-ed with row % 8 so that one ldmatrix phase (8 rows, same chunk) hits 8 distinct bank groups.
-template <int D>
-__device__ __forceinline__ int swizzle(int row, int chunk) {
-  return row * D + ((chunk ^ (row & 7)) << 3);
-}
-
-__device__ __forceinline__ std::uint32_t shared_address(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-
-/// Four 8x8 16-bit matrices from shared memory; lanes 8i..8i+7 address the rows of matrix i; lane l
-/// receives row l/4, columns 2(l%4) and 2(l%4)+1 of each matrix.
-__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(p)));
-}
-
-/// acc[16x8] += A[16x16] B[16x8], 16-bit inputs, fp32 accumulators. With g = lane/4, t = lane%4:
-/// A regs (g,2t) (g+8,2t) (g,2t+8) (g+8,2t+8); B regs (k 2t, n g) (k 2t+8, n g);
-/// acc (g,2t) (g,2t+1) (g+8,2t) (g+8,2t+1).
-template <class T>
-__device__ __forceinline__ void mma_16816(float (&acc)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                          std::uint32_t b1) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
+using sm80::ldmatrix_x4;
+using sm80::mma_16816;
+using sm80::swizzle;
 
 /// One 16-byte chunk of a 16-bit row: a single vector load when rows are 16-byte aligned, else 8
 /// element loads. Rows past the valid range give zeros.
@@ -103,7 +70,6 @@ __global__ void __launch_bounds__(lqa_mma::kThreads) lqa_key_scores_mma_kernel(c
                                                                                 int num_tokens) {
   using namespace lqa_mma;
   static_assert(!std::is_same_v<T, float>, "16-bit inputs only");
-  static_assert(D % 64 == 0, "the swizzle needs at least 8 chunks per row");
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* q_s = reinterpret_cast<T*>(smem_raw);
