@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "ftp/kernels/mma_sm80.cuh"
+#include "llama3/kernels/attention_prefill_common.cuh"
 #include "llama3/kernels/common.cuh"
 
 namespace llama3::kernels {
@@ -22,34 +23,13 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kBlockM = 16 * kWarps;  // query rows per CTA: one m16 MMA row block per warp
 constexpr int kBlockN = 64;           // keys per K/V tile
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+using attn::Params;
 
 /// Dynamic shared memory of one CTA: Q tile plus double-buffered K and V tiles.
 template <int D>
 constexpr int smem_bytes() {
   return (kBlockM * D + 2 * 2 * kBlockN * D) * static_cast<int>(sizeof(bf16));
 }
-
-/// Upper bound of the number of query tiles: sum_b ceil(L_b / M) <= ceil(T / M) + B.
-inline int tile_slots(int T, int B) { return ceil_div(T, kBlockM) + B; }
-
-struct Params {
-  const bf16* q;
-  std::int64_t q_row_stride;
-  const bf16* k;
-  std::int64_t k_row_stride;
-  const bf16* v;
-  std::int64_t v_row_stride;
-  bf16* out;
-  std::int64_t out_row_stride;
-  float* lse;             // [T, Hq] natural-log row log-sum-exp, or null (not written)
-  const int* cu_seqlens;  // [B+1]
-  int num_seqs;           // B
-  int num_q_heads;        // Hq
-  int group;              // Hq / Hkv
-  float scale_log2;       // log2(e) / sqrt(d): scores go straight into exp2
-};
 
 // The sm_80 PTX wrappers (cp.async, ldmatrix, mma.sync m16n8k16) and the tiles' XOR swizzle are
 // ftp's (ftp/kernels/mma_sm80.cuh): its scorer's tensor-core pass is built from the same ones.
@@ -101,53 +81,21 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
 
-  // ---- map blockIdx.y to (sequence, tile): warp 0 scans the per-sequence tile counts ----
-  __shared__ int s_seq, s_tile;
-  if (warp == 0) {
-    if (lane == 0) s_seq = -1;
-    __syncwarp();
-    const int target = blockIdx.y;
-    int base = 0;
-    for (int b0 = 0; b0 < p.num_seqs; b0 += 32) {
-      const int b = b0 + lane;
-      int n = 0;
-      if (b < p.num_seqs) n = ceil_div(p.cu_seqlens[b + 1] - p.cu_seqlens[b], kBlockM);
-      int incl = n;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const int y = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += y;
-      }
-      const int excl = base + incl - n;
-      if (target >= excl && target < excl + n) {  // true for at most one lane of one chunk
-        s_seq = b;
-        s_tile = n - 1 - (target - excl);  // heaviest (last) tile first
-      }
-      base += __shfl_sync(0xffffffffu, incl, 31);
-    }
-  }
+  __shared__ int sched[2];  // (sequence, query tile) of this CTA
+  if (warp == 0) attn::schedule_tile<kBlockM>(p, sched);
   __syncthreads();
-  const int seq = s_seq;
-  if (seq < 0) return;  // slot past the last tile: whole CTA leaves together
-  const int tile = s_tile;
-
+  if (sched[0] < 0) return;  // slot past the last tile: whole CTA leaves together
   const int head = blockIdx.x;
-  const int kv_head = head / p.group;
-  const int seq_start = p.cu_seqlens[seq];
-  const int L = p.cu_seqlens[seq + 1] - seq_start;
-  const int q0 = tile * kBlockM;                          // first query row (local position)
-  const int kv_end = min(L, q0 + kBlockM);                // keys any row of the tile can see
-  const int num_kv_tiles = ceil_div(kv_end, kBlockN);
-
-  const bf16* q_base = p.q + static_cast<std::int64_t>(seq_start) * p.q_row_stride + head * D;
-  const bf16* k_base = p.k + static_cast<std::int64_t>(seq_start) * p.k_row_stride + kv_head * D;
-  const bf16* v_base = p.v + static_cast<std::int64_t>(seq_start) * p.v_row_stride + kv_head * D;
+  const attn::QueryTile<D, kBlockM, kBlockN> qt(p, sched[0], sched[1], head);
+  const int seq_start = qt.seq_start;
+  const int L = qt.length;
+  const int q0 = qt.q0;
 
   // Prologue: group 0 = Q + K0, group 1 = V0.
-  load_tile<D, kBlockM>(q_s, q_base, p.q_row_stride, q0, L);
-  load_tile<D, kBlockN>(k_s, k_base, p.k_row_stride, 0, L);
+  load_tile<D, kBlockM>(q_s, qt.q, p.q_row_stride, q0, L);
+  load_tile<D, kBlockN>(k_s, qt.k, p.k_row_stride, 0, L);
   cp_async_commit();
-  load_tile<D, kBlockN>(v_s, v_base, p.v_row_stride, 0, L);
+  load_tile<D, kBlockN>(v_s, qt.v, p.v_row_stride, 0, L);
   cp_async_commit();
 
   const int g = lane / 4;      // MMA row within the 8-row half
@@ -156,12 +104,13 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
   const bool warp_has_rows = wr0 < L;
 
   float o[D / 8][4];
+  const auto o_acc = [&o](int nb, int e) -> float& { return o[nb][e]; };
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY};  // running max of score * scale_log2, rows g and g + 8
   float l[2] = {0.f, 0.f};              // this thread's part of the running row sums
 
-  for (int j = 0; j < num_kv_tiles; ++j) {
+  for (int j = 0; j < qt.num_kv_tiles; ++j) {
     const int kv0 = j * kBlockN;
     const int buf = j & 1;
     const bf16* kt = k_s + buf * kBlockN * D;
@@ -171,11 +120,12 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
     // other K buffer (K_{j-1}) is no longer read, so K_{j+1} may overwrite it.
     cp_async_wait<1>();
     __syncthreads();
-    if (j + 1 < num_kv_tiles) load_tile<D, kBlockN>(k_s + (buf ^ 1) * kBlockN * D, k_base, p.k_row_stride, kv0 + kBlockN, L);
+    if (j + 1 < qt.num_kv_tiles) load_tile<D, kBlockN>(k_s + (buf ^ 1) * kBlockN * D, qt.k, p.k_row_stride, kv0 + kBlockN, L);
     cp_async_commit();  // possibly empty: keeps the group count uniform
 
     const bool active = warp_has_rows && kv0 <= wr0 + 15;
     float s[kBlockN / 8][4];
+    const auto s_acc = [&s](int nb, int e) -> float& { return s[nb][e]; };
     if (active) {
       // ---- S = Q K^T (16 x 64 per warp) ----
 #pragma unroll
@@ -194,50 +144,14 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
         }
       }
       // ---- causal / length mask, only on tiles that reach the diagonal or the end ----
-      if (kv0 + kBlockN - 1 > wr0 || kv0 + kBlockN > L) {
-#pragma unroll
-        for (int nb = 0; nb < kBlockN / 8; ++nb) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int row = wr0 + g + (e >= 2 ? 8 : 0);
-            const int key = kv0 + nb * 8 + 2 * t4 + (e & 1);
-            if (key > row || key >= L) s[nb][e] = -INFINITY;
-          }
-        }
-      }
-      // ---- online softmax ----
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int nb = 0; nb < kBlockN / 8; ++nb) mx = fmaxf(mx, fmaxf(s[nb][2 * r], s[nb][2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m[r], mx * p.scale_log2);
-        // A row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;
-        const float alpha = exp2f(m[r] - m_use);
-        m[r] = m_new;
-        float sum = 0.f;
-#pragma unroll
-        for (int nb = 0; nb < kBlockN / 8; ++nb) {
-          s[nb][2 * r] = exp2f(fmaf(s[nb][2 * r], p.scale_log2, -m_use));
-          s[nb][2 * r + 1] = exp2f(fmaf(s[nb][2 * r + 1], p.scale_log2, -m_use));
-          sum += s[nb][2 * r] + s[nb][2 * r + 1];
-        }
-        l[r] = l[r] * alpha + sum;
-#pragma unroll
-        for (int i = 0; i < D / 8; ++i) {
-          o[i][2 * r] *= alpha;
-          o[i][2 * r + 1] *= alpha;
-        }
-      }
+      if (kv0 + kBlockN - 1 > wr0 || kv0 + kBlockN > L) attn::mask_scores<kBlockN>(s_acc, wr0 + g, kv0, t4, L);
+      attn::online_softmax_step<kBlockN, D>(s_acc, o_acc, m, l, p.scale_log2);
     }
 
     // V_j has landed; the barrier also frees the other V buffer (V_{j-1}) for V_{j+1}.
     cp_async_wait<1>();
     __syncthreads();
-    if (j + 1 < num_kv_tiles) load_tile<D, kBlockN>(v_s + (buf ^ 1) * kBlockN * D, v_base, p.v_row_stride, kv0 + kBlockN, L);
+    if (j + 1 < qt.num_kv_tiles) load_tile<D, kBlockN>(v_s + (buf ^ 1) * kBlockN * D, qt.v, p.v_row_stride, kv0 + kBlockN, L);
     cp_async_commit();
 
     if (active) {
@@ -265,21 +179,8 @@ __global__ void __launch_bounds__(kThreads, D == 128 ? 1 : 2) prefill_kernel(con
   if (!warp_has_rows) return;  // no barrier follows: warps finish independently
   // ---- normalize, stage the warp's 16 x D block in its own Q rows (only this warp reads them),
   //      then write rows < L with 16-byte stores ----
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
-  const float inv_l[2] = {l[0] > 0.f ? 1.f / l[0] : 0.f, l[1] > 0.f ? 1.f / l[1] : 0.f};
-  if (p.lse != nullptr && t4 == 0) {
-    // ln(sum_j exp(x_j)) = (m + log2(l)) * ln 2 in the log2 domain the softmax ran in; every row
-    // sees at least its own key, so l >= 1.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = wr0 + g + 8 * r;
-      if (row < L) p.lse[static_cast<std::int64_t>(seq_start + row) * p.num_q_heads + head] = (m[r] + log2f(l[r])) * kLn2;
-    }
-  }
+  float inv_l[2];
+  attn::finish_rows(l, m, p, wr0 + g, L, seq_start, head, t4, inv_l);
   __syncwarp();
   bf16* stage = q_s + warp * 16 * D;
 #pragma unroll
@@ -343,29 +244,7 @@ __global__ void reference_kernel(const Params p, float* __restrict__ out_ref, in
   for (int e = 0; e < D; ++e) out_ref[idx * D + e] = acc[e] / l;
 }
 
-template <int D>
-inline Params make_params(const bf16* q, std::int64_t q_row_stride, const bf16* k, std::int64_t k_row_stride,
-                          const bf16* v, std::int64_t v_row_stride, bf16* out, const int* cu_seqlens, int B,
-                          int T, int Hq, int Hkv, const char* where) {
-  detail::require(T >= 0 && B >= 0, where, "T and B must be >= 0");
-  detail::require(Hq > 0 && Hkv > 0 && Hq % Hkv == 0, where,
-                  "need Hq > 0, Hkv > 0 and Hq a multiple of Hkv, got Hq=" + std::to_string(Hq) +
-                      " Hkv=" + std::to_string(Hkv));
-  detail::require(q_row_stride >= static_cast<std::int64_t>(Hq) * D && k_row_stride >= static_cast<std::int64_t>(Hkv) * D &&
-                      v_row_stride >= static_cast<std::int64_t>(Hkv) * D,
-                  where, "row strides must be >= heads * d");
-  detail::require(q_row_stride % 8 == 0 && k_row_stride % 8 == 0 && v_row_stride % 8 == 0, where,
-                  "row strides must be multiples of 8 elements (16-byte copies)");
-  Params p{};
-  p.q = q; p.q_row_stride = q_row_stride;
-  p.k = k; p.k_row_stride = k_row_stride;
-  p.v = v; p.v_row_stride = v_row_stride;
-  p.out = out; p.out_row_stride = static_cast<std::int64_t>(Hq) * D;
-  p.cu_seqlens = cu_seqlens; p.num_seqs = B;
-  p.num_q_heads = Hq; p.group = Hq / Hkv;
-  p.scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
-  return p;
-}
+using attn::make_params;
 
 }  // namespace attn_prefill
 
@@ -385,12 +264,7 @@ void launch_attention_prefill(const bf16* q, std::int64_t q_row_stride, const bf
   Params p = make_params<D>(q, q_row_stride, k, k_row_stride, v, v_row_stride, out, cu_seqlens, B, T, Hq, Hkv, where);
   p.lse = lse;
   if (T == 0 || B == 0) return;
-  detail::require(q && k && v && out && cu_seqlens, where, "null pointer");
-  detail::require(detail::aligned16(q) && detail::aligned16(k) && detail::aligned16(v) && detail::aligned16(out),
-                  where, "q, k, v and out must be 16-byte aligned");
-  const int slots = tile_slots(T, B);
-  detail::require(slots <= 65535, where, "too many query tiles for gridDim.y (T too large)");
-  detail::require(Hq <= 65535, where, "Hq too large for gridDim.x");
+  const int slots = attn::require_launchable<kBlockM>(p, T, where);
   constexpr int smem = smem_bytes<D>();
   // Raising the dynamic shared-memory limit is per function and cheap; doing it on every call keeps
   // the launcher free of global state.

@@ -38,6 +38,7 @@
 #include <string>
 
 #include "ftp/kernels/mma_sm80.cuh"
+#include "llama3/kernels/attention_prefill_common.cuh"
 #include "llama3/kernels/common.cuh"
 
 namespace llama3::kernels {
@@ -52,8 +53,7 @@ constexpr int kBlockN = 128;                           // keys per K/V tile (= w
 constexpr int kSwizzleBytes = 128;                     // one row of the 128-byte swizzle: 64 bf16
 constexpr int kPanelCols = kSwizzleBytes / 2;          // bf16 columns per panel
 constexpr int kAtomBytes = 8 * kSwizzleBytes;          // 8 rows: the period of the 128-byte swizzle
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+using attn::Params;
 
 /// Shared-memory plan of one CTA. Every tile [R rows, D columns] is stored as D/64 panels of
 /// [R rows][128 bytes] (panel p holds columns 64p .. 64p+63), each panel R * 128 bytes; inside a
@@ -76,26 +76,6 @@ struct Smem {
 /// Static shared memory of the real (sm_90a) kernel: its (sequence, tile) slot. The empty kernel of
 /// the other passes has none, which is how attention_prefill_sm90_available() tells them apart.
 constexpr int kStaticSmemBytes = 2 * static_cast<int>(sizeof(int));
-
-/// Upper bound of the number of query tiles: sum_b ceil(L_b / M) <= ceil(T / M) + B.
-inline int tile_slots(int T, int B) { return ceil_div(T, kBlockM) + B; }
-
-struct Params {
-  const bf16* q;
-  std::int64_t q_row_stride;
-  const bf16* k;
-  std::int64_t k_row_stride;
-  const bf16* v;
-  std::int64_t v_row_stride;
-  bf16* out;
-  std::int64_t out_row_stride;  // Hq * d
-  float* lse;                   // [T, Hq] or nullptr
-  const int* cu_seqlens;        // [B+1]
-  int num_seqs;                 // B
-  int num_q_heads;              // Hq
-  int group;                    // Hq / Hkv
-  float scale_log2;             // log2(e) / sqrt(d): scores go straight into exp2
-};
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // ---- PTX wrappers (sm_90a) ----------------------------------------------------------------------
@@ -285,32 +265,6 @@ __device__ __forceinline__ void load_tile(std::uint32_t tile, const bf16* base, 
   }
 }
 
-/// Maps blockIdx.y to (sequence, query tile), last tile of each sequence first (the longest causal
-/// rows start earliest). Run by warp 0 only: it scans the per-sequence tile counts 32 sequences at a
-/// time and writes sched = {seq, tile}, seq = -1 for a slot past the last tile.
-__device__ __forceinline__ void schedule_tile(const Params& p, int* sched) {
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  const int target = static_cast<int>(blockIdx.y);
-  if (lane == 0) sched[0] = -1;
-  __syncwarp();
-  int base = 0;
-  for (int b0 = 0; b0 < p.num_seqs && base <= target; b0 += 32) {
-    const int b = b0 + lane;
-    const int n = b < p.num_seqs ? ceil_div(p.cu_seqlens[b + 1] - p.cu_seqlens[b], kBlockM) : 0;
-    int incl = n;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const int y = __shfl_up_sync(0xffffffffu, incl, o);
-      if (lane >= o) incl += y;
-    }
-    const int excl = base + incl - n;
-    if (target >= excl && target < excl + n) {  // true for at most one lane of one chunk
-      sched[0] = b;
-      sched[1] = n - 1 - (target - excl);
-    }
-    base += __shfl_sync(0xffffffffu, incl, 31);
-  }
-}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // prefill_kernel: out[t, h, :] = softmax_j( q[t,h,:] . k[j,h/G,:] / sqrt(d) ) v[j,h/G,:] over the
@@ -339,29 +293,20 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
   const int wg = warp / 4;          // warpgroup: rows 64 wg .. 64 wg + 63 of the query tile
   const int warp_in_wg = warp % 4;  // rows 16 warp_in_wg .. +15 of the warpgroup's 64
 
-  if (warp == 0) schedule_tile(p, sched);
+  if (warp == 0) attn::schedule_tile<kBlockM>(p, sched);
   __syncthreads();
-  const int seq = sched[0];
-  if (seq < 0) return;  // slot past the last tile: the whole CTA leaves together
-  const int tile = sched[1];
-
+  if (sched[0] < 0) return;  // slot past the last tile: the whole CTA leaves together
   const int head = static_cast<int>(blockIdx.x);
-  const int kv_head = head / p.group;
-  const int seq_start = p.cu_seqlens[seq];
-  const int L = p.cu_seqlens[seq + 1] - seq_start;
-  const int q0 = tile * kBlockM;            // first query row of the tile (position in the sequence)
-  const int kv_end = min(L, q0 + kBlockM);  // keys any row of the tile can see
-  const int num_kv_tiles = ceil_div(kv_end, kBlockN);
-
-  const bf16* q_base = p.q + static_cast<std::int64_t>(seq_start) * p.q_row_stride + head * D;
-  const bf16* k_base = p.k + static_cast<std::int64_t>(seq_start) * p.k_row_stride + kv_head * D;
-  const bf16* v_base = p.v + static_cast<std::int64_t>(seq_start) * p.v_row_stride + kv_head * D;
+  const attn::QueryTile<D, kBlockM, kBlockN> qt(p, sched[0], sched[1], head);
+  const int seq_start = qt.seq_start;
+  const int L = qt.length;
+  const int q0 = qt.q0;
 
   // Prologue: cp.async group 0 = Q + K_0, group 1 = V_0.
-  load_tile<D, kBlockM>(q_s, q_base, p.q_row_stride, q0, L);
-  load_tile<D, kBlockN>(k_s, k_base, p.k_row_stride, 0, L);
+  load_tile<D, kBlockM>(q_s, qt.q, p.q_row_stride, q0, L);
+  load_tile<D, kBlockN>(k_s, qt.k, p.k_row_stride, 0, L);
   cp_async_commit();
-  load_tile<D, kBlockN>(v_s, v_base, p.v_row_stride, 0, L);
+  load_tile<D, kBlockN>(v_s, qt.v, p.v_row_stride, 0, L);
   cp_async_commit();
 
   const int g = lane / 4;   // accumulator row within the warp's 8-row half
@@ -374,6 +319,9 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
 
   float o[D / 2];        // O accumulators, wgmma m64n{D} layout
   float s[kBlockN / 2];  // S accumulators (m64n128 layout), then P in fp32
+  // Register 4 nb + e of a wgmma accumulator is element e of 8-column block nb (the m16n8 layout).
+  const auto o_acc = [&o](int nb, int e) -> float& { return o[4 * nb + e]; };
+  const auto s_acc = [&s](int nb, int e) -> float& { return s[4 * nb + e]; };
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
 #pragma unroll
@@ -381,7 +329,7 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
   float m[2] = {-INFINITY, -INFINITY};  // running max of score * scale_log2, rows row_lo and row_lo + 8
   float l[2] = {0.f, 0.f};              // this thread's part of the running row sums
 
-  for (int j = 0; j < num_kv_tiles; ++j) {
+  for (int j = 0; j < qt.num_kv_tiles; ++j) {
     const int kv0 = j * kBlockN;
     const int buf = j & 1;
     const std::uint32_t k_tile = k_s + buf * Plan::kKVBytes;
@@ -393,8 +341,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
     cp_async_wait<1>();
     fence_proxy_async();
     __syncthreads();
-    if (j + 1 < num_kv_tiles)
-      load_tile<D, kBlockN>(k_s + (buf ^ 1) * Plan::kKVBytes, k_base, p.k_row_stride, kv0 + kBlockN, L);
+    if (j + 1 < qt.num_kv_tiles)
+      load_tile<D, kBlockN>(k_s + (buf ^ 1) * Plan::kKVBytes, qt.k, p.k_row_stride, kv0 + kBlockN, L);
     cp_async_commit();  // possibly empty: keeps the group count uniform
 
     // Warpgroup-uniform: skip tiles fully above the diagonal for all 64 rows, and warpgroups whose
@@ -419,42 +367,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
       pin(s);
 
       // ---- causal / length mask, only on tiles that reach the diagonal or the end ----
-      if (kv0 + kBlockN - 1 > wg_row0 || kv0 + kBlockN > L) {
-#pragma unroll
-        for (int i = 0; i < kBlockN / 2; ++i) {
-          const int row = row_lo + ((i >> 1) & 1) * 8;
-          const int key = kv0 + (i >> 2) * 8 + 2 * t4 + (i & 1);
-          if (key > row || key >= L) s[i] = -INFINITY;
-        }
-      }
-
-      // ---- online softmax; register i belongs to row half (i >> 1) & 1 ----
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int nb = 0; nb < kBlockN / 8; ++nb) mx = fmaxf(mx, fmaxf(s[4 * nb + 2 * r], s[4 * nb + 2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 threads t4 = 0..3 share a row
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m[r], mx * p.scale_log2);
-        // A row with no visible key yet keeps m = -inf; subtract 0 then so exp2 gives 0, not NaN.
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;
-        const float alpha = exp2f(m[r] - m_use);
-        m[r] = m_new;
-        float sum = 0.f;
-#pragma unroll
-        for (int nb = 0; nb < kBlockN / 8; ++nb) {
-          s[4 * nb + 2 * r] = exp2f(fmaf(s[4 * nb + 2 * r], p.scale_log2, -m_use));
-          s[4 * nb + 2 * r + 1] = exp2f(fmaf(s[4 * nb + 2 * r + 1], p.scale_log2, -m_use));
-          sum += s[4 * nb + 2 * r] + s[4 * nb + 2 * r + 1];
-        }
-        l[r] = l[r] * alpha + sum;
-#pragma unroll
-        for (int nb = 0; nb < D / 8; ++nb) {
-          o[4 * nb + 2 * r] *= alpha;
-          o[4 * nb + 2 * r + 1] *= alpha;
-        }
-      }
+      if (kv0 + kBlockN - 1 > wg_row0 || kv0 + kBlockN > L) attn::mask_scores<kBlockN>(s_acc, row_lo, kv0, t4, L);
+      attn::online_softmax_step<kBlockN, D>(s_acc, o_acc, m, l, p.scale_log2);
     }
 
     // V_j has landed and is visible to the async proxy; the barrier also frees the other V buffer
@@ -462,8 +376,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
     cp_async_wait<1>();
     fence_proxy_async();
     __syncthreads();
-    if (j + 1 < num_kv_tiles)
-      load_tile<D, kBlockN>(v_s + (buf ^ 1) * Plan::kKVBytes, v_base, p.v_row_stride, kv0 + kBlockN, L);
+    if (j + 1 < qt.num_kv_tiles)
+      load_tile<D, kBlockN>(v_s + (buf ^ 1) * Plan::kKVBytes, qt.v, p.v_row_stride, kv0 + kBlockN, L);
     cp_async_commit();
 
     if (active) {
@@ -495,20 +409,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_kernel(const Params p) {
   if (!wg_has_rows) return;  // no barrier follows: warps finish independently
   // ---- normalize; lse; stage the warp's 16 x D block in its own 16 Q rows (their last reader, the
   //      warpgroup's final S wgmma, has been waited for), then write rows < L with 16-byte stores ----
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
-  const float inv_l[2] = {l[0] > 0.f ? 1.f / l[0] : 0.f, l[1] > 0.f ? 1.f / l[1] : 0.f};
-  if (p.lse != nullptr && t4 == 0) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int row = row_lo + 8 * r;
-      // sum_j exp(score_j) = 2^m * l with m in the log2 domain; -inf for a row with no key (none here).
-      if (row < L) p.lse[static_cast<std::int64_t>(seq_start + row) * p.num_q_heads + head] = (m[r] + log2f(l[r])) * kLn2;
-    }
-  }
+  float inv_l[2];
+  attn::finish_rows(l, m, p, row_lo, L, seq_start, head, t4, inv_l);
   const int stage_row0 = wg * kRowsPerWarpgroup + warp_in_wg * 16;  // the warp's first row in the Q tile
   __syncwarp();
 #pragma unroll
@@ -581,38 +483,16 @@ void launch_attention_prefill_sm90(const bf16* q, std::int64_t q_row_stride, con
   static_assert(D == 64 || D == 128, "head size must be 64 or 128");
   using namespace attn_sm90;
   constexpr const char* where = "launch_attention_prefill_sm90";
-  detail::require(T >= 0 && B >= 0, where, "T and B must be >= 0");
-  detail::require(Hq > 0 && Hkv > 0 && Hq % Hkv == 0, where,
-                  "need Hq > 0, Hkv > 0 and Hq a multiple of Hkv, got Hq=" + std::to_string(Hq) +
-                      " Hkv=" + std::to_string(Hkv));
-  detail::require(q_row_stride >= static_cast<std::int64_t>(Hq) * D &&
-                      k_row_stride >= static_cast<std::int64_t>(Hkv) * D &&
-                      v_row_stride >= static_cast<std::int64_t>(Hkv) * D,
-                  where, "row strides must be >= heads * d");
-  detail::require(q_row_stride % 8 == 0 && k_row_stride % 8 == 0 && v_row_stride % 8 == 0, where,
-                  "row strides must be multiples of 8 elements (16-byte copies)");
+  Params p = attn::make_params<D>(q, q_row_stride, k, k_row_stride, v, v_row_stride, out, cu_seqlens, B, T, Hq, Hkv,
+                                  where);
+  p.lse = lse;
   if (T == 0 || B == 0) return;
-  detail::require(q && k && v && out && cu_seqlens, where, "null pointer");
-  detail::require(detail::aligned16(q) && detail::aligned16(k) && detail::aligned16(v) && detail::aligned16(out),
-                  where, "q, k, v and out must be 16-byte aligned");
-  const int slots = tile_slots(T, B);
-  detail::require(slots <= 65535, where, "too many query tiles for gridDim.y (T too large)");
-  detail::require(Hq <= 65535, where, "Hq too large for gridDim.x");
+  const int slots = attn::require_launchable<kBlockM>(p, T, where);
   if (!attention_prefill_sm90_available()) {
     throw std::runtime_error(std::string(where) +
                              ": no sm_90a kernel image for the current device (needs a compute capability 9.0 GPU "
                              "and code built with -gencode arch=compute_90a,code=sm_90a, see cmake/ftp_sm90a.cmake)");
   }
-
-  Params p{};
-  p.q = q; p.q_row_stride = q_row_stride;
-  p.k = k; p.k_row_stride = k_row_stride;
-  p.v = v; p.v_row_stride = v_row_stride;
-  p.out = out; p.out_row_stride = static_cast<std::int64_t>(Hq) * D;
-  p.lse = lse;
-  p.cu_seqlens = cu_seqlens; p.num_seqs = B;
-  p.num_q_heads = Hq; p.group = Hq / Hkv;
-  p.scale_log2 = kLog2e / std::sqrt(static_cast<float>(D));
 
   constexpr int smem = Smem<D>::kDynamic;
   // Per function and cheap; setting it on every call keeps the launcher free of global state.
