@@ -56,6 +56,28 @@ struct Params {
   int rows_capacity = 0;                 // query rows of one group its shared memory holds (multiple of 16)
 };
 
+/// Entry idx of the [B, Hq, N] row statistics (partial, lse): sequence b, query head h and query i,
+/// the token at position L - n + i of the sequence, n = min(N, L). `used` is false for an idx past
+/// the array and for i >= n (a sequence shorter than N).
+struct StatRow {
+  int b, h, i;
+  int start, length;  // the sequence's first packed token and L
+  bool used;
+};
+template <class T>
+__device__ inline StatRow stat_row(const Params<T>& p, int idx) {
+  StatRow r{};
+  const int per_seq = p.num_q_heads * p.last_queries;
+  if (idx >= p.num_seqs * per_seq) return r;
+  r.b = idx / per_seq;
+  r.h = (idx % per_seq) / p.last_queries;
+  r.i = idx % p.last_queries;
+  r.start = p.cu_seqlens[r.b];
+  r.length = p.cu_seqlens[r.b + 1] - r.start;
+  r.used = r.i < min(p.last_queries, r.length);
+  return r;
+}
+
 /// Index b with offsets[b] <= x < offsets[b+1] (offsets non-decreasing, offsets[0] = 0).
 __device__ inline int find_segment(const int* offsets, int count, int x) {
   int lo = 0, hi = count;  // answer in [lo, hi)
@@ -82,6 +104,23 @@ struct SharedTiles {
   static constexpr int kPitch = D + TileLayout<T>::pad;
   static constexpr std::size_t bytes() {
     return 2 * sizeof(Smem) * kRows * kPitch + sizeof(float) * kRows * kScorePitch + sizeof(float) * kRows;
+  }
+
+  /// Where the tiles lie in the dynamic shared memory, in this order: Q rows, K rows, the S tile and
+  /// the rows' lse (pass 2 only).
+  struct Views {
+    Smem* q;
+    Smem* k;
+    float* s;
+    float* row_lse;
+  };
+  static __device__ Views carve(unsigned char* smem) {
+    Views v;
+    v.q = reinterpret_cast<Smem*>(smem);
+    v.k = v.q + kRows * kPitch;
+    v.s = reinterpret_cast<float*>(v.k + kRows * kPitch);
+    v.row_lse = v.s + kRows * kScorePitch;
+    return v;
   }
 };
 
@@ -193,12 +232,8 @@ __device__ inline const T* key_row(const Params<T>& p, int token, int g, int hea
 template <class T, int D>
 __global__ void __launch_bounds__(lqa::kThreads) lqa_row_stats_kernel(const lqa::Params<T> p) {
   using namespace lqa;
-  using Tiles = SharedTiles<T, D>;
-  using Smem = typename Tiles::Smem;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  Smem* qs = reinterpret_cast<Smem*>(smem_raw);
-  Smem* ks = qs + kRows * Tiles::kPitch;
-  float* s = reinterpret_cast<float*>(ks + kRows * Tiles::kPitch);
+  const auto [qs, ks, s, unused_row_lse] = SharedTiles<T, D>::carve(smem_raw);
 
   const int split = blockIdx.x;
   if (split >= p.split_offsets[p.num_seqs]) return;
@@ -265,16 +300,12 @@ __global__ void __launch_bounds__(lqa::kThreads) lqa_row_stats_kernel(const lqa:
 template <class T>
 __global__ void lqa_combine_kernel(const lqa::Params<T> p) {
   const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-  const int per_seq = p.num_q_heads * p.last_queries;
-  if (idx >= p.num_seqs * per_seq) return;
-  const int b = idx / per_seq;
-  const int h = (idx % per_seq) / p.last_queries;
-  const int i = idx % p.last_queries;
-  const int length = p.cu_seqlens[b + 1] - p.cu_seqlens[b];
-  if (i >= min(p.last_queries, length)) return;
+  const lqa::StatRow row = lqa::stat_row(p, idx);
+  if (!row.used) return;
   float m = -INFINITY, l = 0.0f;
-  for (int split = p.split_offsets[b]; split < p.split_offsets[b + 1]; ++split) {
-    const float2 part = p.partial[(static_cast<std::int64_t>(split) * p.num_q_heads + h) * p.last_queries + i];
+  for (int split = p.split_offsets[row.b]; split < p.split_offsets[row.b + 1]; ++split) {
+    const float2 part =
+        p.partial[(static_cast<std::int64_t>(split) * p.num_q_heads + row.h) * p.last_queries + row.i];
     if (part.x == -INFINITY) continue;
     const float new_max = fmaxf(m, part.x);
     l = l * expf(m - new_max) + part.y * expf(part.x - new_max);
@@ -289,17 +320,10 @@ template <class T>
 __global__ void lqa_gather_lse_kernel(const lqa::Params<T> p, const float* engine_lse, std::int64_t token_stride,
                                       std::int64_t head_stride, float to_natural) {
   const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-  const int per_seq = p.num_q_heads * p.last_queries;
-  if (idx >= p.num_seqs * per_seq) return;
-  const int b = idx / per_seq;
-  const int h = (idx % per_seq) / p.last_queries;
-  const int i = idx % p.last_queries;
-  const int start = p.cu_seqlens[b];
-  const int length = p.cu_seqlens[b + 1] - start;
-  const int n = min(p.last_queries, length);
-  if (i >= n) return;
-  const std::int64_t token = start + length - n + i;
-  p.lse[idx] = engine_lse[token * token_stride + static_cast<std::int64_t>(h) * head_stride] * to_natural;
+  const lqa::StatRow row = lqa::stat_row(p, idx);
+  if (!row.used) return;
+  const std::int64_t token = row.start + row.length - min(p.last_queries, row.length) + row.i;
+  p.lse[idx] = engine_lse[token * token_stride + static_cast<std::int64_t>(row.h) * head_stride] * to_natural;
 }
 
 /// Pass 2 (key scores). Grid: (total 64-key tiles, Hkv); block: 256 threads.
@@ -308,13 +332,8 @@ __global__ void lqa_gather_lse_kernel(const lqa::Params<T> p, const float* engin
 template <class T, int D>
 __global__ void __launch_bounds__(lqa::kThreads) lqa_key_scores_kernel(const lqa::Params<T> p, int num_tokens) {
   using namespace lqa;
-  using Tiles = SharedTiles<T, D>;
-  using Smem = typename Tiles::Smem;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  Smem* qs = reinterpret_cast<Smem*>(smem_raw);
-  Smem* ks = qs + kRows * Tiles::kPitch;
-  float* s = reinterpret_cast<float*>(ks + kRows * Tiles::kPitch);
-  float* row_lse = s + kRows * kScorePitch;
+  const auto [qs, ks, s, row_lse] = SharedTiles<T, D>::carve(smem_raw);
 
   const int tile_index = blockIdx.x;
   if (tile_index >= p.tile_offsets[p.num_seqs]) return;
