@@ -393,6 +393,9 @@ TEST_CASE("bad input raises ftp::Error naming the argument and leaves the residu
   expect_rejected([] { ftp::TopRatio{0.0}; }, "ratio");
   expect_rejected([] { ftp::TopCount{-1}; }, "count");
   expect_rejected([] { ftp::CublasSwiGLU{0}; }, "chunk_rows");
+  expect_rejected([] { ftp::CublasGeluMlp{-3}; }, "chunk_rows");
+  const auto no_op = [](const auto&, const void*, cudaStream_t) {};
+  expect_rejected([&] { ftp::CallableFfn<decltype(no_op)>(no_op, 0); }, "chunk_rows");
 
   const auto after = d_residual.download();
   CHECK(std::memcmp(after.data(), residual.device_values.data(), after.size() * 2) == 0);
