@@ -76,7 +76,9 @@
 # Racecheck of the real model's FTP prefills (model cases 3 and 5, the runner) needs 91-159 GiB of
 # host memory each, so cases 3 and 5 need a host with more than 128 GiB (they took 89-112 s on one
 # with 256 GiB). Under initcheck with FTP_INITCHECK_GEMM_OUTPUTS=1 every case but the real model's
-# takes under 20 s; the real model's take 47-257 s. Results: docs/reliability.md.
+# takes under 20 s; the real model's take 47-409 s. The whole sweep (150 runs, 20 at a time, on two
+# H200s with 256 GiB of host memory) took 859 s of wall time in two calls, the second with
+# FTP_SANITIZE_ONLY_UNFINISHED=1. Results: docs/reliability.md.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
