@@ -176,6 +176,27 @@ $passed_suite
 EOF
 expect "a leak outside a failed cublasCreate is a finding" "$dir" 1 "other leaks: 1 allocations, 4096 bytes"
 
+dir=$(with_clean cublas_leak)
+log "$dir" cublasfault.memcheck "0 2" << EOF
+========= Leaked 1,024 bytes at 0x7f5718987400
+=========     Saved host backtrace up to driver entry point at allocation time
+=========         Host Frame: cuMemAlloc_v2 [0x32b91f] in libcuda.so.1
+=========         Host Frame: cublasCreate_v2 [0x169f9c] in libcublas.so.13
+=========         Host Frame: ftp::Pruner<__nv_bfloat16>::Pruner(ftp::Config const&) [0x77c92] in ftp_cuda_tests
+========= 
+========= Leaked 131,072 bytes at 0x7f5718987800
+=========     Saved host backtrace up to driver entry point at allocation time
+=========         Host Frame: cuMemAlloc_v2 [0x32b91f] in libcuda.so.1
+=========         Host Frame: cublasCreate_v2 [0x169f9c] in libcublas.so.13
+========= 
+[doctest] test cases:  1 |  1 passed | 0 failed | 59 skipped
+[doctest] Status: SUCCESS!
+========= LEAK SUMMARY: 132096 bytes leaked in 2 allocations
+========= ERROR SUMMARY: 2 errors
+EOF
+expect "the leaks inside a failed cublasCreate are expected" "$dir" 0 \
+  "leaks inside a failed cublasCreate .*: 2 allocations, 132096 bytes" "other leaks: 0 allocations, 0 bytes"
+
 dir=$(with_clean invalid)
 log "$dir" prefill.memcheck "0 5" << EOF
 ========= Invalid __global__ read of size 4 bytes
