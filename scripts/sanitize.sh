@@ -348,10 +348,9 @@ for key in "${ran[@]}"; do
       # Leak reports: "Leaked N bytes at ..." with the allocation's host backtrace. cuBLAS keeps what
       # a failed cublasCreate allocated (the handle never reaches the caller): expected from the
       # deliberate ALLOC_FAILED test; any other leak is a finding.
-      leaks=$(awk '/Leaked [0-9,]+ bytes/ {n++; bytes = $3; gsub(",", "", bytes)} \
-                   /cublasCreate/ && n && !seen[n]++ {cublas[n] = 1} \
-                   /Leaked [0-9,]+ bytes/ {size[n] = bytes} \
-                   END {for (i = 1; i <= n; i++) {if (cublas[i]) c += size[i]; else o += size[i]; if (cublas[i]) cn++; else on++}
+      leaks=$(awk '/Leaked [0-9,]+ bytes/ {n++; size[n] = $3; gsub(",", "", size[n])} \
+                   /cublasCreate/ && n {cublas[n] = 1} \
+                   END {for (i = 1; i <= n; i++) if (cublas[i]) {cn++; c += size[i]} else {on++; o += size[i]}
                         printf "%d %d %d %d\n", cn, c, on, o}' "$log")
       read -r leaks_cublas bytes_cublas leaks_other bytes_other <<< "$leaks"
       other=$(( errors - api_expected - leaks_cublas - leaks_other ))
