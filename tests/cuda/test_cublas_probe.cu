@@ -83,38 +83,39 @@ struct ProbeGemm {
     MESSAGE("cuBLAS bf16 GEMM ", M, "x", N, "x", K, ": relative error ", error, " vs double loops");
     CHECK(error < ftp_test::tolerance<bf16>());
   }
+
+  /// Runs `gemm` (raw or via_ftp) into a never-written buffer (no memset: what initcheck is asked
+  /// about) and into a poisoned one, lets the kernel `copy` read the never-written one, then checks
+  /// that the GEMM wrote every element.
+  template <class Gemm>
+  void check_written_then_read(Gemm gemm, void (*copy)(const bf16*, bf16*, int)) const {
+    DeviceArray<bf16> never_written(size());
+    DeviceArray<bf16> poisoned(size()), copied(size());
+    poisoned.poison();
+    copied.poison();
+    gemm(never_written.get());
+    gemm(poisoned.get());
+    copy<<<256, 256>>>(never_written.get(), copied.get(), static_cast<int>(size()));
+    ftp_test::cuda_ok(cudaGetLastError(), "copy kernel launch");
+    expect_written(copied, poisoned);
+  }
 };
 
 TEST_CASE("cuBLAS writes every element of a GEMM's output (raw cublasGemmEx: initcheck's blind-spot probe)" *
           ftp_test::needs_gpu()) {
   ProbeGemm g;
-  DeviceArray<bf16> never_written(ProbeGemm::size());  // no memset: what initcheck is asked about
-  DeviceArray<bf16> poisoned(ProbeGemm::size()), copied(ProbeGemm::size());
-  poisoned.poison();
-  copied.poison();
-  g.raw(never_written.get());
-  g.raw(poisoned.get());
-  initcheck_probe_copy_kernel<<<256, 256>>>(never_written.get(), copied.get(), static_cast<int>(ProbeGemm::size()));
-  ftp_test::cuda_ok(cudaGetLastError(), "initcheck_probe_copy_kernel launch");
-  g.expect_written(copied, poisoned);
+  g.check_written_then_read([&](bf16* out) { g.raw(out); }, initcheck_probe_copy_kernel);
 }
 
 TEST_CASE("ftp's GEMM helper writes every element of its output (initcheck reports nothing when "
           "FTP_INITCHECK_GEMM_OUTPUTS=1)" *
           ftp_test::needs_gpu()) {
   ProbeGemm g;
-  DeviceArray<bf16> never_written(ProbeGemm::size());
-  DeviceArray<bf16> poisoned(ProbeGemm::size()), copied(ProbeGemm::size());
-  poisoned.poison();
-  copied.poison();
-  g.via_ftp(never_written.get());
-  g.via_ftp(poisoned.get());
-  gemm_output_copy_kernel<<<256, 256>>>(never_written.get(), copied.get(), static_cast<int>(ProbeGemm::size()));
-  ftp_test::cuda_ok(cudaGetLastError(), "gemm_output_copy_kernel launch");
-  g.expect_written(copied, poisoned);
+  g.check_written_then_read([&](bf16* out) { g.via_ftp(out); }, gemm_output_copy_kernel);
   // Zero rows: nothing is launched and nothing is marked.
+  DeviceArray<bf16> out(ProbeGemm::size());
   CHECK_NOTHROW(ftp::detail::gemm_x_wt(g.handle, 0, ProbeGemm::N, ProbeGemm::K, g.d_x.get(), ProbeGemm::K, g.d_w.get(),
-                                       ProbeGemm::K, never_written.get(), ProbeGemm::N, 0.0f));
+                                       ProbeGemm::K, out.get(), ProbeGemm::N, 0.0f));
 }
 
 }  // namespace
