@@ -1,11 +1,41 @@
-// Dequantization of GGUF tensor data (F32, F16, BF16, Q8_0, Q4_0, Q4_1) to float and to bf16.
+// Dequantization of GGUF tensor data (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K) to float
+// and to bf16.
 //
-// Block layouts (ggml; all little-endian, fp16 = IEEE binary16), 32 elements per block:
+// Block layouts (ggml; all little-endian, fp16 = IEEE binary16). 32 elements per block:
 //   Q8_0: fp16 d | int8 q[32]                value[i] = q[i] * d
 //   Q4_0: fp16 d | uint8 qs[16]              value[j] = (lo(qs[j]) - 8) * d, value[j+16] = (hi(qs[j]) - 8) * d
 //   Q4_1: fp16 d | fp16 m | uint8 qs[16]     value[j] = lo(qs[j]) * d + m,   value[j+16] = hi(qs[j]) * d + m
+//   Q5_0: fp16 d | uint8 qh[4] | uint8 qs[16]
+//         qh is a little-endian uint32 holding the 5th bit of element i in bit i:
+//         value[j] = ((lo(qs[j]) | bit(qh, j) << 4) - 16) * d,
+//         value[j+16] = ((hi(qs[j]) | bit(qh, j+16) << 4) - 16) * d
 // where lo/hi are the low/high nibbles: low nibbles hold elements 0..15, high nibbles 16..31.
-// Values are computed in float (as ggml and gguf-py do) and rounded once to bf16 where asked.
+//
+// 256 elements per block ("k-quants"), in sub-blocks that each have their own scale:
+//   Q4_K: fp16 d | fp16 dmin | uint8 scales[12] | uint8 qs[128]   (144 bytes)
+//         8 sub-blocks of 32, each with a 6-bit scale sc[s] and a 6-bit min m[s] packed in `scales`:
+//           s < 4:  sc[s] = scales[s] & 63,  m[s] = scales[s+4] & 63
+//           s >= 4: sc[s] = lo(scales[s+4]) | (scales[s-4] >> 6) << 4,
+//                   m[s]  = hi(scales[s+4]) | (scales[s]   >> 6) << 4
+//         Elements 64g .. 64g+63 (g = 0..3) come from the 32 bytes qs[32g ..]: the low nibbles are
+//         sub-block 2g, the high nibbles sub-block 2g+1:
+//           value[64g + l]      = (d * sc[2g])   * lo(qs[32g + l]) - dmin * m[2g]
+//           value[64g + 32 + l] = (d * sc[2g+1]) * hi(qs[32g + l]) - dmin * m[2g+1]
+//   Q6_K: uint8 ql[128] | uint8 qh[64] | int8 scales[16] | fp16 d   (210 bytes)
+//         6-bit values q = (4 bits from ql) | (2 bits from qh) << 4, minus 32; 16 sub-blocks of 16
+//         elements, value[i] = (d * scales[i / 16]) * q[i]. Each half h (elements 128h ..) uses
+//         ql[64h ..], qh[32h ..]; within it, for l < 32:
+//           element l:      lo(ql[l])      | bits 0-1 of qh[l]     element 64 + l: hi(ql[l])      | bits 4-5 of qh[l]
+//           element 32 + l: lo(ql[l + 32]) | bits 2-3 of qh[l]     element 96 + l: hi(ql[l + 32]) | bits 6-7 of qh[l]
+//
+// Values are computed in float in the order written above, which is that of ggml and of gguf-py's
+// numpy code (the k-quants form d * sc and dmin * m first). Every product is exact in float: d has
+// 11 significant bits and the integers it multiplies at most 12 (a Q6_K scale's 7 times a 6-bit
+// quant's 5; Q8_0's int8 has 7, Q4_K's scale and nibble 6 + 4), at most 23 < 24 in all. So
+// only the final addition of Q4_1 and subtraction of Q4_K round, once, and the results equal
+// gguf.quants.dequantize bit for bit whatever the product order and whether or not the compiler
+// fuses `a * b - c` into an FMA (tests/host/test_dequant.cpp checks them against
+// tests/fixtures/dequant_golden.json). Values are rounded once to bf16 where asked.
 #pragma once
 
 #include <cstdint>
@@ -44,11 +74,15 @@ inline float float_from_fp16(uint16_t h) {
   return f;
 }
 
+/// The types dequantize_to_float / dequantize_to_bf16 handle, as error messages list them.
+inline constexpr const char* kDequantizableTypes = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K or Q6_K";
+
 /// True for the types dequantize_to_float / dequantize_to_bf16 handle.
 inline bool can_dequantize(GgmlType t) {
   switch (t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1:
+    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0:
+    case GgmlType::Q4_K: case GgmlType::Q6_K:
       return true;
     default:
       return false;
@@ -63,44 +97,117 @@ inline uint16_t load_u16(const uint8_t* p) {
   return v;
 }
 
-constexpr int kQBlock = 32;  // elements per Q8_0 / Q4_0 / Q4_1 block
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 
-/// Dequantizes one 32-element block of a block-quantized type to float.
+constexpr int kMaxBlock = 256;  // the most elements in one block of a type dequantized here
+
+// One block of each block-quantized type: `b` points at its bytes, `y` receives its elements
+// (32 for Q8_0/Q4_0/Q4_1/Q5_0, 256 for Q4_K/Q6_K). Layouts and formulas: see the file comment.
+
+inline void dequantize_q8_0(const uint8_t* b, float* y) {
+  const float d = float_from_fp16(load_u16(b));
+  const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
+  for (int i = 0; i < 32; ++i) y[i] = float(q[i]) * d;
+}
+
+inline void dequantize_q4_0(const uint8_t* b, float* y) {
+  const float d = float_from_fp16(load_u16(b));
+  const uint8_t* qs = b + 2;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = float(int(qs[j] & 0x0f) - 8) * d;
+    y[j + 16] = float(int(qs[j] >> 4) - 8) * d;
+  }
+}
+
+inline void dequantize_q4_1(const uint8_t* b, float* y) {
+  const float d = float_from_fp16(load_u16(b));
+  const float m = float_from_fp16(load_u16(b + 2));
+  const uint8_t* qs = b + 4;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = float(qs[j] & 0x0f) * d + m;
+    y[j + 16] = float(qs[j] >> 4) * d + m;
+  }
+}
+
+inline void dequantize_q5_0(const uint8_t* b, float* y) {
+  const float d = float_from_fp16(load_u16(b));
+  const uint32_t qh = load_u32(b + 2);
+  const uint8_t* qs = b + 6;
+  for (int j = 0; j < 16; ++j) {
+    const int x0 = (qs[j] & 0x0f) | (int((qh >> j) & 1u) << 4);
+    const int x1 = (qs[j] >> 4) | (int((qh >> (j + 16)) & 1u) << 4);
+    y[j] = float(x0 - 16) * d;
+    y[j + 16] = float(x1 - 16) * d;
+  }
+}
+
+/// The 6-bit scale and min of sub-block `s` (0..7) from a Q4_K block's 12 packed scale bytes.
+inline void q4_k_scale_min(const uint8_t* scales, int s, int& sc, int& m) {
+  if (s < 4) {
+    sc = scales[s] & 63;
+    m = scales[s + 4] & 63;
+  } else {
+    sc = (scales[s + 4] & 0x0f) | ((scales[s - 4] >> 6) << 4);
+    m = (scales[s + 4] >> 4) | ((scales[s] >> 6) << 4);
+  }
+}
+
+inline void dequantize_q4_k(const uint8_t* b, float* y) {
+  const float d = float_from_fp16(load_u16(b));
+  const float dmin = float_from_fp16(load_u16(b + 2));
+  const uint8_t* scales = b + 4;
+  const uint8_t* qs = b + 16;
+  for (int s = 0; s < 8; ++s) {  // sub-block s: nibbles (low for even s, high for odd) of qs[32 * (s / 2) ..]
+    int sc, m;
+    q4_k_scale_min(scales, s, sc, m);
+    const float scale = d * float(sc);
+    const float min = dmin * float(m);
+    const uint8_t* q = qs + 32 * (s / 2);
+    const int shift = 4 * (s % 2);
+    for (int l = 0; l < 32; ++l) y[32 * s + l] = scale * float((q[l] >> shift) & 0x0f) - min;
+  }
+}
+
+inline void dequantize_q6_k(const uint8_t* b, float* y) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = float_from_fp16(load_u16(b + 208));
+  for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, y += 128) {
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q1 = ((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32;
+      const int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+      y[l] = (d * float(sc[is])) * float(q1);
+      y[l + 32] = (d * float(sc[is + 2])) * float(q2);
+      y[l + 64] = (d * float(sc[is + 4])) * float(q3);
+      y[l + 96] = (d * float(sc[is + 6])) * float(q4);
+    }
+  }
+}
+
+/// Dequantizes one block (ggml_type_traits(t)->block_size elements) of a block-quantized type.
 inline void dequantize_block(GgmlType t, const uint8_t* b, float* y) {
   switch (t) {
-    case GgmlType::Q8_0: {
-      const float d = float_from_fp16(load_u16(b));
-      const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
-      for (int i = 0; i < kQBlock; ++i) y[i] = float(q[i]) * d;
-      break;
-    }
-    case GgmlType::Q4_0: {
-      const float d = float_from_fp16(load_u16(b));
-      const uint8_t* qs = b + 2;
-      for (int j = 0; j < kQBlock / 2; ++j) {
-        y[j] = float(int(qs[j] & 0x0f) - 8) * d;
-        y[j + kQBlock / 2] = float(int(qs[j] >> 4) - 8) * d;
-      }
-      break;
-    }
-    case GgmlType::Q4_1: {
-      const float d = float_from_fp16(load_u16(b));
-      const float m = float_from_fp16(load_u16(b + 2));
-      const uint8_t* qs = b + 4;
-      for (int j = 0; j < kQBlock / 2; ++j) {
-        y[j] = float(qs[j] & 0x0f) * d + m;
-        y[j + kQBlock / 2] = float(qs[j] >> 4) * d + m;
-      }
-      break;
-    }
-    default:
-      break;
+    case GgmlType::Q8_0: dequantize_q8_0(b, y); break;
+    case GgmlType::Q4_0: dequantize_q4_0(b, y); break;
+    case GgmlType::Q4_1: dequantize_q4_1(b, y); break;
+    case GgmlType::Q5_0: dequantize_q5_0(b, y); break;
+    case GgmlType::Q4_K: dequantize_q4_k(b, y); break;
+    case GgmlType::Q6_K: dequantize_q6_k(b, y); break;
+    default: break;  // callers pass only the block types of can_dequantize
   }
 }
 
 [[noreturn]] inline void unsupported(GgmlType t) {
-  throw LoadError("dequantize: tensor type " + ggml_type_name(t) +
-                  " is not supported: expected F32, F16, BF16, Q8_0, Q4_0 or Q4_1");
+  throw LoadError("dequantize: tensor type " + ggml_type_name(t) + " is not supported: expected " +
+                  kDequantizableTypes);
 }
 
 inline void check_count(GgmlType t, uint64_t n) {
@@ -128,10 +235,10 @@ inline void dequantize_to_float(GgmlType t, const uint8_t* src, uint64_t n, floa
     case GgmlType::BF16:
       for (uint64_t i = 0; i < n; ++i) dst[i] = float_from_bf16(detail::load_u16(src + 2 * i));
       return;
-    default: {
-      const uint32_t block_bytes = ggml_type_traits(static_cast<uint32_t>(t))->block_bytes;
-      for (uint64_t b = 0; b < n / detail::kQBlock; ++b) {
-        detail::dequantize_block(t, src + b * block_bytes, dst + b * detail::kQBlock);
+    default: {  // block-quantized
+      const GgmlTypeTraits& traits = *ggml_type_traits(static_cast<uint32_t>(t));
+      for (uint64_t b = 0; b < n / traits.block_size; ++b) {
+        detail::dequantize_block(t, src + b * traits.block_bytes, dst + b * traits.block_size);
       }
       return;
     }
@@ -157,12 +264,13 @@ inline void dequantize_to_bf16(GgmlType t, const uint8_t* src, uint64_t n, uint1
     case GgmlType::F16:
       for (uint64_t i = 0; i < n; ++i) dst[i] = bf16_from_float(float_from_fp16(detail::load_u16(src + 2 * i)));
       return;
-    default: {
-      const uint32_t block_bytes = ggml_type_traits(static_cast<uint32_t>(t))->block_bytes;
-      float block[detail::kQBlock];
-      for (uint64_t b = 0; b < n / detail::kQBlock; ++b) {
-        detail::dequantize_block(t, src + b * block_bytes, block);
-        for (int i = 0; i < detail::kQBlock; ++i) dst[b * detail::kQBlock + i] = bf16_from_float(block[i]);
+    default: {  // block-quantized
+      const GgmlTypeTraits& traits = *ggml_type_traits(static_cast<uint32_t>(t));
+      float block[detail::kMaxBlock];
+      for (uint64_t b = 0; b < n / traits.block_size; ++b) {
+        detail::dequantize_block(t, src + b * traits.block_bytes, block);
+        uint16_t* out = dst + b * traits.block_size;
+        for (uint32_t i = 0; i < traits.block_size; ++i) out[i] = bf16_from_float(block[i]);
       }
       return;
     }

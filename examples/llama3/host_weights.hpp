@@ -77,7 +77,7 @@ inline const TensorInfo* checked_tensor(const GgufFile& file, const std::string&
   }
   if (!can_dequantize(t->type)) {
     throw LoadError("weights: tensor '" + name + "' has type " + ggml_type_name(t->type) +
-                    ": expected F32, F16, BF16, Q8_0, Q4_0 or Q4_1");
+                    ": expected " + kDequantizableTypes);
   }
   return t;
 }

@@ -653,8 +653,8 @@ TEST_CASE("dequant: F32, F16 and BF16 inputs") {
 TEST_CASE("dequant: unsupported types and partial blocks are LoadErrors") {
   std::vector<uint8_t> junk(256);
   float y[256];
-  CHECK_THROWS_WITH_AS(dequantize_to_float(GgmlType::Q6_K, junk.data(), 256, y),
-                       doctest::Contains("tensor type Q6_K is not supported"), LoadError);
+  CHECK_THROWS_WITH_AS(dequantize_to_float(GgmlType::Q5_K, junk.data(), 256, y),
+                       doctest::Contains("tensor type Q5_K is not supported"), LoadError);
   CHECK_THROWS_WITH_AS(dequantize_to_float(GgmlType::Q8_0, junk.data(), 20, y),
                        doctest::Contains("20 elements of Q8_0 is not a whole number of blocks of 32"), LoadError);
 }
@@ -980,7 +980,7 @@ TEST_CASE("weights: undequantizable types, bad rope divisors and missing qwen2 b
     GgufWriter w = tiny_llama_writer("blk.0.ffn_norm.weight");
     w.tensor("blk.0.ffn_norm.weight", {8}, GgmlType::I32, std::vector<uint8_t>(32));
     CHECK(contains(load_error(w), "weights: tensor 'blk.0.ffn_norm.weight' has type I32: expected F32, F16, BF16, "
-                                  "Q8_0, Q4_0 or Q4_1"));
+                                  "Q8_0, Q4_0, Q4_1, Q5_0, Q4_K or Q6_K"));
   }
   SUBCASE("a rope divisor of 0") {
     GgufWriter w = tiny_llama_writer();
@@ -1005,12 +1005,12 @@ TEST_CASE("weights: undequantizable types, bad rope divisors and missing qwen2 b
   }
   SUBCASE("dequantizing a tensor of an unsupported type names it") {
     GgufWriter w;
-    w.tensor("q6", {256}, GgmlType::Q6_K, std::vector<uint8_t>(210));
+    w.tensor("q5k", {256}, GgmlType::Q5_K, std::vector<uint8_t>(176));
     const std::vector<uint8_t> b = w.build();
     const GgufFile f = GgufFile::parse(b.data(), b.size());
-    CHECK(contains(message_of<LoadError>([&] { tensor_to_float(f, *f.find_tensor("q6")); }),
-                   "tensor 'q6': dequantize: tensor type Q6_K is not supported: expected F32, F16, BF16, Q8_0, Q4_0 or "
-                   "Q4_1"));
+    CHECK(contains(message_of<LoadError>([&] { tensor_to_float(f, *f.find_tensor("q5k")); }),
+                   "tensor 'q5k': dequantize: tensor type Q5_K is not supported: expected F32, F16, BF16, Q8_0, Q4_0, "
+                   "Q4_1, Q5_0, Q4_K or Q6_K"));
   }
 }
 
