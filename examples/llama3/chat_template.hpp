@@ -8,8 +8,10 @@
 //     <|im_start|>{role}\n{content}<|im_end|>\n  ... per message
 //     <|im_start|>assistant\n                       if add_generation_prompt
 //     When the template holds a literal default system message ("<|im_start|>system\n...<|im_end|>"
-//     inside a string literal, as SmolLM2's does) it is put first whenever the first message is
-//     not a system message, as those templates do.
+//     inside a string literal, as SmolLM2's and Qwen2.5's do) it is put first whenever the first
+//     message is not a system message, as those templates do. For Qwen2.5(-Coder) this matches
+//     transformers' rendering of system/user/assistant turns (tests/fixtures/
+//     tokenizer_golden_qwen2.json); its tools, tool_calls and "tool" role are not reproduced.
 //
 //   Llama 3 (Meta Llama 3 Instruct), marker "<|start_header_id|>":
 //     <|begin_of_text|>                                                   before the first message

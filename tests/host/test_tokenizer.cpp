@@ -1,17 +1,22 @@
 // Tests for examples/llama3/tokenizer.hpp and chat_template.hpp.
 //
-// Three kinds of checks:
+// Four kinds of checks:
 //   * a tiny hand-made vocabulary whose every expected id was worked out by hand;
 //   * malformed metadata (plain constructor and in-memory GGUF files) -> llama3::LoadError;
 //   * the real SmolLM2 tokenizer against tests/fixtures/tokenizer_golden.json, which
 //     tools/make_tokenizer_golden.py writes from Hugging Face (ids, pre-token splits for the
 //     SmolLM2 and Llama 3 patterns, Unicode classes). Model tests read FTP_MODEL_PATH, else
-//     .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf, and skip visibly when it is absent.
+//     .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf, and skip visibly when it is absent;
+//   * the real Qwen2.5-Coder tokenizer against tests/fixtures/tokenizer_golden_qwen2.json
+//     (make_tokenizer_golden.py --qwen2: ids, rendered ChatML prompts, Qwen2 splits, NFC). The
+//     splits, NFC and chat-template checks need no model; the others are decorated
+//     needs_model(kQwen05) and report as skipped without the file.
 #include <doctest/doctest.h>
 
 #include "../model_path.hpp"
 #include "error_text.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -192,16 +197,22 @@ class JsonParser {
   size_t p_ = 0;
 };
 
-/// The golden fixture, parsed once.
+Json read_fixture(const std::string& name) {
+  const std::string path = source_path("tests/fixtures/" + name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path + " (run the tests from the repository root)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return JsonParser(ss.str()).parse();
+}
+
+/// The golden fixtures, parsed once.
 const Json& golden() {
-  static const Json parsed = [] {
-    const std::string path = source_path("tests/fixtures/tokenizer_golden.json");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot open " + path + " (run the tests from the repository root)");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return JsonParser(ss.str()).parse();
-  }();
+  static const Json parsed = read_fixture("tokenizer_golden.json");
+  return parsed;
+}
+const Json& golden_qwen2() {
+  static const Json parsed = read_fixture("tokenizer_golden_qwen2.json");
   return parsed;
 }
 
@@ -617,7 +628,8 @@ TEST_CASE("every tokenizer rejection: the actual messages") {
     CHECK(contains(message_of<LoadError>([&] { make(tokens, {"b a"}, {}, -1, -1); }),
                    "tokenizer: merge 0 'b a' names 'ba', which is not in the vocabulary"));
     CHECK(contains(message_of<LoadError>([&] { make(tokens, {}, {}, -1, -1, "qwen9"); }),
-                   "tokenizer: unsupported tokenizer.ggml.pre 'qwen9' (supported: smollm, llama-bpe, gpt2, default)"));
+                   "tokenizer: unsupported tokenizer.ggml.pre 'qwen9' (supported: smollm, llama-bpe, qwen2, gpt2, "
+                   "default)"));
   }
   SUBCASE("from_gguf") {
     const auto from = [](const GgufBuilder& b) {
@@ -822,4 +834,232 @@ TEST_CASE("SmolLM2 tokenizer: encoding about 8k tokens of text takes millisecond
   CHECK(tok->decode(ids).size() > 0);
   // Generous bound: a few ms per 10 KB on a laptop; only a pathological slowdown fails.
   CHECK(ms < 1000.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Qwen2.5-Coder (pre "qwen2"): tests/fixtures/tokenizer_golden_qwen2.json
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<llama3::ChatMessage> chat_messages(const Json& chat) {
+  std::vector<llama3::ChatMessage> messages;
+  for (const Json& m : chat["messages"].array) messages.push_back({m["role"].string, m["content"].string});
+  return messages;
+}
+
+/// The Qwen2.5-Coder 0.5B tokenizer, loaded once; the load time is reported by the first caller.
+std::shared_ptr<const llama3::Tokenizer> qwen_tokenizer(double* load_ms = nullptr) {
+  static double ms = 0;
+  static const std::shared_ptr<const llama3::Tokenizer> tok = [] {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t = std::make_shared<llama3::Tokenizer>(
+        llama3::Tokenizer::from_gguf(llama3::GgufFile::open(ftp_test::model_path(ftp_test::kQwen05))));
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return t;
+  }();
+  if (load_ms != nullptr) *load_ms = ms;
+  return tok;
+}
+
+}  // namespace
+
+TEST_CASE("pre-tokenizer splits match the Python regex module for the Qwen2 pattern") {
+  const Json& cases = golden_qwen2()["pretokenize"]["qwen2"];
+  REQUIRE(cases.array.size() >= 50);
+  size_t pieces = 0;
+  for (const Json& c : cases.array) {
+    const std::string& text = c["text"].string;
+    std::vector<std::string_view> views;
+    llama3::pre_tokenize(text, llama3::PreTokenizer::Qwen2, views);
+    std::vector<std::string> got(views.begin(), views.end());
+    std::vector<std::string> want;
+    for (const Json& p : c["pieces"].array) want.push_back(p.string);
+    INFO("text: " << printable(text));
+    CHECK(got == want);
+    pieces += want.size();
+  }
+  CHECK(pieces > 2500);
+  // Hand-checked: single digits (Llama 3 groups three), and (?i) folds U+017F (long s) to 's'.
+  const auto split = [](const std::string& text) {
+    std::vector<std::string_view> v;
+    llama3::pre_tokenize(text, llama3::PreTokenizer::Qwen2, v);
+    return std::vector<std::string>(v.begin(), v.end());
+  };
+  using V = std::vector<std::string>;
+  CHECK(split("x 12345") == V{"x", " ", "1", "2", "3", "4", "5"});
+  CHECK(split("it'\xC5\xBFt") == V{"it", "'\xC5\xBF", "t"});
+  CHECK(split("DON'T  go\n\n  now") == V{"DON", "'T", " ", " go", "\n\n", " ", " now"});
+  CHECK(llama3::pre_tokenizer_from_name("qwen2") == llama3::PreTokenizer::Qwen2);
+}
+
+TEST_CASE("tokenizer NFC normalization matches Python's unicodedata") {
+  const Json& cases = golden_qwen2()["nfc"];
+  REQUIRE(cases.array.size() >= 5);
+  for (const Json& c : cases.array) {
+    const std::string& text = c["text"].string;
+    const std::string& want = c["nfc"].string;
+    INFO("case " << c["name"].string);
+    const std::string got = llama3::unicode::to_nfc(text);
+    CHECK(got.size() == want.size());
+    CHECK(got == want);
+    CHECK_FALSE(llama3::unicode::is_nfc_quick(text));  // every case needs normalizing
+    CHECK(llama3::unicode::to_nfc(want) == want);      // and NFC is idempotent
+  }
+  using llama3::unicode::to_nfc;
+  CHECK(to_nfc("e\xCC\x81") == "\xC3\xA9");                 // e + U+0301 -> U+00E9
+  CHECK(to_nfc("\xE2\x84\xAB") == "\xC3\x85");              // U+212B ANGSTROM SIGN -> U+00C5
+  CHECK(to_nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8") == "\xEA\xB0\x81");  // Hangul L V T -> U+AC01
+  CHECK(to_nfc("plain ASCII, no change") == "plain ASCII, no change");
+  CHECK(llama3::unicode::is_nfc_quick("caf\xC3\xA9 \xE4\xB8\xAD"));
+  // Invalid UTF-8 survives, and blocks composition across it.
+  CHECK(to_nfc("e\xFF\xCC\x81") == "e\xFF\xCC\x81");
+  CHECK(to_nfc("\x80" "a\xCC\x8A") == "\x80\xC3\xA5");
+}
+
+TEST_CASE("chat template: Qwen2.5 ChatML renders exactly what transformers rendered") {
+  const Json& g = golden_qwen2();
+  const std::string& tmpl = g["chat_template"].string;
+  CHECK(llama3::detect_chat_format(tmpl) == llama3::ChatFormat::ChatML);
+  CHECK(llama3::chatml_default_system_message(tmpl) ==
+        "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+  REQUIRE(g["chats"].array.size() >= 6);
+  for (const Json& chat : g["chats"].array) {
+    INFO("chat " << chat["name"].string << ", add_generation_prompt " << chat["add_generation_prompt"].boolean);
+    CHECK(llama3::apply_chat_template(tmpl, chat_messages(chat), chat["add_generation_prompt"].boolean) ==
+          chat["rendered"].string);
+  }
+}
+
+TEST_CASE("Qwen2.5 tokenizer: ids match Hugging Face on every golden text" * ftp_test::needs_model(ftp_test::kQwen05)) {
+  double load_ms = 0;
+  const auto tok = qwen_tokenizer(&load_ms);
+  MESSAGE("Qwen2.5 tokenizer (" << tok->vocab_size() << " tokens, " << tok->merge_count()
+                                << " merges) loaded in " << load_ms << " ms");
+  CHECK(tok->pre_tokenizer() == llama3::PreTokenizer::Qwen2);
+  CHECK(tok->normalizes_nfc());
+  CHECK(tok->vocab_size() == 151936);
+  CHECK(tok->merge_count() == 151387);
+  CHECK(tok->eos_id() == 151645);
+  CHECK(tok->bos_id() == 151643);
+  CHECK(tok->pad_id() == 151643);
+  CHECK_FALSE(tok->add_bos());
+  const Json& g = golden_qwen2();
+  // Every control / user-defined token that Qwen's tokenizer adds is one here too.
+  std::vector<std::string> added;
+  for (const Json& t : g["added_tokens"].array) added.push_back(t.string);
+  REQUIRE(added.size() == 22);
+  for (size_t i = 0; i < added.size(); ++i) {
+    CAPTURE(added[i]);
+    CHECK(tok->token_id(added[i]) == static_cast<int32_t>(151643 + i));
+    CHECK(tok->encode(added[i], false, true) == std::vector<int32_t>{static_cast<int32_t>(151643 + i)});
+  }
+
+  size_t matched = 0, total = 0;
+  for (const Json& c : g["cases"].array) {
+    const std::string& text = c["text"].string;
+    const std::vector<int32_t> want = c["ids"].ints();
+    const std::vector<int32_t> got = tok->encode(text, false, true);
+    INFO("case " << c["name"].string << ": " << printable(text));
+    INFO("want " << show(want));
+    INFO("got  " << show(got));
+    CHECK(got == want);
+    matched += got == want;
+    ++total;
+    // Decoding gives the text back, in NFC where the text was not.
+    CHECK(tok->decode(got) == (c.has("text_nfc") ? c["text_nfc"].string : text));
+    // add_bos changes nothing: Qwen has add_bos_token = false, but when asked, bos comes first.
+    const std::vector<int32_t> with_bos = tok->encode(text, true, true);
+    REQUIRE(!with_bos.empty());
+    CHECK(with_bos.front() == 151643);
+    CHECK(std::vector<int32_t>(with_bos.begin() + 1, with_bos.end()) == got);
+  }
+  MESSAGE("Qwen2 golden texts matching Hugging Face: " << matched << "/" << total);
+  CHECK(total >= 40);
+}
+
+TEST_CASE("Qwen2.5 tokenizer: the GGUF's chat template renders and encodes like transformers" *
+          ftp_test::needs_model(ftp_test::kQwen05)) {
+  const auto tok = qwen_tokenizer();
+  const Json& g = golden_qwen2();
+  CHECK(tok->chat_template() == g["chat_template"].string);
+  for (const Json& chat : g["chats"].array) {
+    INFO("chat " << chat["name"].string << ", add_generation_prompt " << chat["add_generation_prompt"].boolean);
+    const std::string rendered =
+        llama3::apply_chat_template(tok->chat_template(), chat_messages(chat), chat["add_generation_prompt"].boolean);
+    CHECK(rendered == chat["rendered"].string);
+    const std::vector<int32_t> ids = tok->encode(rendered, false, true);
+    CHECK(ids == chat["ids"].ints());
+    CHECK(ids.front() == 151644);  // <|im_start|>
+    CHECK(tok->decode(ids) == rendered);
+  }
+}
+
+TEST_CASE("Qwen2.5 tokenizer: end of generation is <|im_end|> or <|endoftext|>" *
+          ftp_test::needs_model(ftp_test::kQwen05)) {
+  const auto tok = qwen_tokenizer();
+  CHECK(tok->is_end_of_generation(151645));  // <|im_end|>, the eos
+  CHECK(tok->is_end_of_generation(151643));  // <|endoftext|>
+  CHECK(tok->token_text(151645) == "<|im_end|>");
+  CHECK(tok->token_text(151643) == "<|endoftext|>");
+  for (const int32_t id : {0, 13, 198, 9707, 151642, 151644, 151657, 151659, 151664, 151665, 151935}) {
+    CAPTURE(id);
+    CHECK_FALSE(tok->is_end_of_generation(id));
+  }
+  CHECK_FALSE(tok->is_end_of_generation(-1));
+  CHECK_FALSE(tok->is_end_of_generation(151936));
+}
+
+TEST_CASE("Qwen2.5 tokenizer: a 32k-token document encodes well under a second" *
+          ftp_test::needs_model(ftp_test::kQwen05)) {
+  const auto tok = qwen_tokenizer();
+  // Mostly distinct words (a deterministic generator) and code from the fixture, so the per-call
+  // piece cache does not hide the BPE cost; one combining mark sends it all through NFC.
+  std::string text = "Cafe\xCC\x81\n";
+  uint64_t state = 12345;
+  const auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  const Json& cases = golden_qwen2()["cases"];
+  while (text.size() < 66 * 1024) {
+    for (int w = 0; w < 200; ++w) {
+      text += ' ';
+      const uint32_t len = 2 + next() % 9;
+      for (uint32_t k = 0; k < len; ++k) text += static_cast<char>('a' + next() % 26);
+      if (next() % 7 == 0) text += std::to_string(next() % 100000);
+      if (next() % 5 == 0) text += ".,;:()"[next() % 6];
+    }
+    text += '\n' + cases.array[next() % cases.array.size()]["text"].string;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int32_t> ids = tok->encode(text, false, true);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  MESSAGE("Qwen2.5: encoded " << text.size() << " bytes into " << ids.size() << " tokens in " << ms << " ms");
+  CHECK(ids.size() >= 32768);
+  CHECK(tok->decode(ids) == llama3::unicode::to_nfc(text));
+  CHECK(ms < 1000.0);
+}
+
+TEST_CASE("Qwen2.5-Coder 1.5B has the same tokenizer as 0.5B" * ftp_test::needs_model(ftp_test::kQwen05) *
+          ftp_test::needs_model(ftp_test::kQwen15)) {
+  const auto small = qwen_tokenizer();
+  const llama3::Tokenizer big =
+      llama3::Tokenizer::from_gguf(llama3::GgufFile::open(ftp_test::model_path(ftp_test::kQwen15)));
+  CHECK(big.vocab_size() == small->vocab_size());
+  CHECK(big.merge_count() == small->merge_count());
+  CHECK(big.pre_tokenizer() == llama3::PreTokenizer::Qwen2);
+  CHECK(big.eos_id() == 151645);
+  // The two templates differ only in the tools branch ("{{" vs "{" around the tool-call JSON
+  // example), so they render the same conversations.
+  CHECK(big.chat_template().find("{{\\\"name\\\": <function-name>") != std::string::npos);
+  for (const Json& chat : golden_qwen2()["chats"].array) {
+    INFO("chat " << chat["name"].string);
+    CHECK(llama3::apply_chat_template(big.chat_template(), chat_messages(chat), chat["add_generation_prompt"].boolean) ==
+          chat["rendered"].string);
+  }
+  for (const Json& c : golden_qwen2()["cases"].array) {
+    INFO("case " << c["name"].string);
+    CHECK(big.encode(c["text"].string, false, true) == c["ids"].ints());
+  }
 }
