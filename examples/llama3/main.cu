@@ -56,6 +56,8 @@ struct Args {
   bool json = false;
   bool compare = false;
   bool warmup = true;
+  bool eta_given = false;  // without --eta the architecture's paper default applies
+  bool profile = false;
 };
 
 void usage(std::FILE* out) {
@@ -69,7 +71,8 @@ void usage(std::FILE* out) {
                "  --temp T            sampling temperature, 0 = greedy (default 0)\n"
                "  --seed S            sampling seed (default 42)\n"
                "  --ftp / --no-ftp    FFN token pruning in prefill (default on)\n"
-               "  --eta E             cumulative importance kept, 0 < E <= 1 (default 0.9)\n"
+               "  --eta E             cumulative importance kept, 0 < E <= 1 (default: the paper's, 0.9 for\n"
+               "                      Llama, 0.95 for Qwen2)\n"
                "  -F N                leading layers run in full (default 10)\n"
                "  -P N                initial tokens always kept (default 100)\n"
                "  -N N                last queries that score, last tokens always kept (default 50)\n"
@@ -77,6 +80,8 @@ void usage(std::FILE* out) {
                "  --compare           dense then FTP on the same prompt: TTFT speedup, first-token KL,\n"
                "                      top-1 agreement, greedy continuations (forces --temp 0)\n"
                "  --no-warmup         skip the untimed warm-up prefill\n"
+               "  --profile           time every prefill's stages (projections, attention, scoring,\n"
+               "                      selection, FFN) with CUDA events\n"
                "  --json              machine-readable summary on stdout\n"
                "  -h, --help          this text\n",
                kDefaultModel, kDefaultPrompt);
@@ -129,7 +134,7 @@ bool parse_args(int argc, char** argv, Args& a) {
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(to_int(flag, value()));
     else if (flag == "--ftp") a.ftp = true;
     else if (flag == "--no-ftp") a.ftp = false;
-    else if (flag == "--eta") eta = to_double(flag, value());
+    else if (flag == "--eta") { eta = to_double(flag, value()); a.eta_given = true; }
     else if (flag == "-F") F = to_int(flag, value());
     else if (flag == "-P") P = to_int(flag, value());
     else if (flag == "-N") N = to_int(flag, value());
@@ -137,6 +142,7 @@ bool parse_args(int argc, char** argv, Args& a) {
     else if (flag == "--json") a.json = true;
     else if (flag == "--compare") a.compare = true;
     else if (flag == "--no-warmup") a.warmup = false;
+    else if (flag == "--profile") a.profile = true;
     else throw ArgError("unknown option '" + flag + "' (see --help)");
   }
   if (!a.prompt.empty() && !a.prompt_file.empty()) throw ArgError("give either -p or -f, not both");
@@ -223,11 +229,26 @@ std::string kept_line(const llama3::PrefillResult& p) {
   return s;
 }
 
-void print_run(const char* label, const Run& r) {
+void print_run(const char* label, const Run& r, bool profile) {
   std::fprintf(stderr, "[%s] TTFT %.2f ms | decode %d tokens in %.1f ms, %.1f tokens/s\n", label, r.prefill.ttft_ms,
                r.decode_steps, r.decode_ms, r.tokens_per_s());
   std::fprintf(stderr, "[%s] kept fraction per layer: %s (mean %.3f)\n", label, kept_line(r.prefill).c_str(),
                r.prefill.mean_kept_fraction());
+  if (profile) {
+    const llama3::StageTimes& s = r.prefill.stages;
+    std::fprintf(stderr,
+                 "[%s] stages (ms): projections %.2f | attention %.2f | scoring %.2f | selection %.2f | FFN %.2f | "
+                 "other %.2f | total %.2f\n",
+                 label, s.projections_ms, s.attention_ms, s.scoring_ms, s.selection_ms, s.ffn_ms, s.other_ms,
+                 s.total_ms);
+  }
+}
+
+std::string stages_json(const llama3::StageTimes& s) {
+  return "{\"projections_ms\": " + json_number(s.projections_ms) + ", \"attention_ms\": " + json_number(s.attention_ms) +
+         ", \"scoring_ms\": " + json_number(s.scoring_ms) + ", \"selection_ms\": " + json_number(s.selection_ms) +
+         ", \"ffn_ms\": " + json_number(s.ffn_ms) + ", \"other_ms\": " + json_number(s.other_ms) +
+         ", \"total_ms\": " + json_number(s.total_ms) + "}";
 }
 
 std::string run_json(const char* mode, const Run& r) {
@@ -239,7 +260,7 @@ std::string run_json(const char* mode, const Run& r) {
   for (std::size_t l = 0; l < r.prefill.kept_per_layer.size(); ++l) {
     s += (l ? ", " : "") + json_number(r.prefill.kept_fraction(l));
   }
-  s += "], \"tokens\": [";
+  s += "], \"stages\": " + stages_json(r.prefill.stages) + ", \"tokens\": [";
   for (std::size_t i = 0; i < r.generated.size(); ++i) s += (i ? ", " : "") + std::to_string(r.generated[i]);
   return s + "], \"text\": " + json_string(r.text) + "}";
 }
@@ -249,7 +270,7 @@ int no_gpu_exit(const std::string& reason) {
   return 2;
 }
 
-int run(const Args& args) {
+int run(Args args) {
   // 1. The model file: config, tokenizer, weights (dequantized to bf16 on the host).
   const auto t_load = std::chrono::steady_clock::now();
   std::fprintf(stderr, "loading %s\n", args.model.c_str());
@@ -261,6 +282,10 @@ int run(const Args& args) {
                config.architecture.c_str(), (long long)config.n_layers, (long long)config.hidden,
                (long long)config.ffn, (long long)config.n_heads, (long long)config.n_kv_heads,
                (long long)config.head_dim, (long long)config.vocab, (long long)config.context_length);
+  if (!args.eta_given && config.architecture == "qwen2") {
+    const ftp::Config& c = args.ftp_config;  // the paper's Qwen2 setting
+    args.ftp_config = ftp::Config(c.initial_tokens(), c.last_queries(), c.full_layers(), ftp::Config::qwen2().eta());
+  }
 
   // 2. The prompt, optionally in the chat template.
   std::string text = !args.prompt_file.empty() ? read_file(args.prompt_file)
@@ -296,6 +321,7 @@ int run(const Args& args) {
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   std::fprintf(stderr, "loaded in %.2f s: %.0f MiB of bf16 weights on the GPU, KV cache for %d tokens\n", load_s,
                model->weight_bytes() / 1048576.0, max_tokens);
+  model->set_stage_timing(args.profile);
   const ftp::Config& fc = args.ftp_config;
   std::fprintf(stderr, "FTP: P=%d N=%d F=%d eta=%.3g\n", fc.initial_tokens(), fc.last_queries(), fc.full_layers(),
                fc.eta());
@@ -326,8 +352,8 @@ int run(const Args& args) {
         first_diff = static_cast<int>(i);
       }
     }
-    print_run("dense", dense);
-    print_run("ftp", pruned);
+    print_run("dense", dense, args.profile);
+    print_run("ftp", pruned, args.profile);
     std::fprintf(stderr, "TTFT speedup %.3fx | first-token KL(dense||ftp) %.3g | top-1 %s | greedy continuations %s",
                  speedup, kl, top1 ? "agree" : "differ", first_diff < 0 ? "match\n" : "differ");
     if (first_diff >= 0) std::fprintf(stderr, " from new token %d\n", first_diff);
@@ -343,7 +369,7 @@ int run(const Args& args) {
     }
   } else {
     const Run r = generate(*model, tok, prompt, args.ftp, args.n_new, args.temperature, args.seed);
-    print_run(args.ftp ? "ftp" : "dense", r);
+    print_run(args.ftp ? "ftp" : "dense", r, args.profile);
     if (args.json) {
       json += ", \"runs\": [" + run_json(args.ftp ? "ftp" : "dense", r) + "]}";
       std::printf("%s\n", json.c_str());

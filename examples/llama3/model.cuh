@@ -51,6 +51,7 @@
 #include "llama3/kernels/rope.cuh"
 #include "llama3/kernels/sampling.cuh"
 #include "llama3/model_config.hpp"
+#include "llama3/stage_timing.cuh"
 
 namespace llama3 {
 
@@ -319,6 +320,9 @@ struct PrefillResult {
   float ttft_ms = 0.0f;             ///< CUDA events: embedding -> first token sampled
   std::vector<int> kept_per_layer;  ///< FFN rows each layer ran on (L for dense layers)
   bool ftp = false;
+  /// GPU time per stage; all zero unless DeviceModel::set_stage_timing(true) (and for prefills
+  /// through a caller's own pruner, whose policies carry no clock).
+  StageTimes stages;
 
   double kept_fraction(std::size_t layer) const {
     return num_tokens == 0 ? 1.0 : static_cast<double>(kept_per_layer[layer]) / num_tokens;
@@ -337,8 +341,12 @@ struct PrefillResult {
 /// (the pruners' observers point at it). All work runs on one stream owned by the model.
 class DeviceModel : private model_detail::Handles {
  public:
-  using FtpPruner = ftp::Pruner<bf16>;  ///< LastQueriesAttention + CumulativeEta + CublasSwiGLU
-  using DensePruner = ftp::Pruner<bf16, ftp::LastQueriesAttention, ftp::KeepAll>;
+  /// The paper's policies (LastQueriesAttention + CumulativeEta + CublasSwiGLU), wrapped so that
+  /// set_stage_timing can split each layer's FFN block into scoring, selection and FFN.
+  using FtpPruner = ftp::Pruner<bf16, TimedScorer<ftp::LastQueriesAttention>, ftp::CumulativeEta,
+                                TimedFfn<ftp::CublasSwiGLU>>;
+  using DensePruner = ftp::Pruner<bf16, TimedScorer<ftp::LastQueriesAttention>, ftp::KeepAll,
+                                  TimedFfn<ftp::CublasSwiGLU>>;
 
   /// Uploads `weights` (checked against `config`). `ftp_config`: P, N, F, eta of FTP prefills.
   DeviceModel(const LlamaConfig& config, const HostWeights& weights, int max_tokens,
@@ -468,9 +476,14 @@ class DeviceModel : private model_detail::Handles {
   void set_ftp_config(const ftp::Config& ftp_config) {
     LLAMA3_CUDA_CHECK(cudaStreamSynchronize(stream_));
     ftp_pruner_.reset();
-    ftp_pruner_ = std::make_unique<FtpPruner>(ftp_config, pruner_shape());
+    ftp_pruner_ = std::make_unique<FtpPruner>(ftp_config, pruner_shape(), timed_scorer(), ftp::CumulativeEta{},
+                                              timed_ffn());
     ftp_pruner_->set_observer([this](const ftp::LayerReport& r) { record(r); });
   }
+
+  /// Records CUDA events at every layer's stage boundaries during prefill (PrefillResult::stages).
+  /// Costs a few event records per layer and no synchronization beyond the prefill's own.
+  void set_stage_timing(bool on) { clock_.enable(on, layers()); }
 
   /// The prefill attention kernel: Wgmma (Hopper, sm_90a) where the device and the build have it,
   /// else Fa2 (mma.sync, any sm_80+ GPU). Both compute the same function (tested against each other).
@@ -679,7 +692,8 @@ class DeviceModel : private model_detail::Handles {
     std::vector<int> positions(static_cast<std::size_t>(max_tokens_));
     for (int i = 0; i < max_tokens_; ++i) positions[static_cast<std::size_t>(i)] = i;
     LLAMA3_CUDA_CHECK(cudaMemcpy(a_.positions, positions.data(), positions.size() * sizeof(int), cudaMemcpyHostToDevice));
-    dense_pruner_ = std::make_unique<DensePruner>(ftp_config, pruner_shape());
+    dense_pruner_ = std::make_unique<DensePruner>(ftp_config, pruner_shape(), timed_scorer(), ftp::KeepAll{},
+                                                  timed_ffn());
     dense_pruner_->set_observer([this](const ftp::LayerReport& r) { record(r); });
     set_ftp_config(ftp_config);
   }
@@ -832,12 +846,17 @@ class DeviceModel : private model_detail::Handles {
     kept_.assign(static_cast<std::size_t>(layers()), -1);
 
     LLAMA3_CUDA_CHECK(cudaEventRecord(start_, stream_));
+    // Only the model's own pruners carry the clock in their policies.
+    constexpr bool kOwnPruner = std::is_same_v<Pruner, FtpPruner> || std::is_same_v<Pruner, DensePruner>;
+    const bool timed = kOwnPruner && clock_.enabled();
+    if (timed) clock_.begin(layers(), stream_);
     pruner.plan(cu, 1, L, stream_);
-    forward_layers(L, pruner);
+    forward_layers(L, pruner, timed);
     decode_planned_ = false;  // the dense pruner may now hold this prefill's plan
     cached_ = L;
     last_logits_row(L - 1);
     enqueue_sample(sampling);
+    if (timed) clock_.end(stream_);
     LLAMA3_CUDA_CHECK(cudaEventRecord(stop_, stream_));
     const std::int32_t next = read_sampled();
 
@@ -847,6 +866,7 @@ class DeviceModel : private model_detail::Handles {
     r.ftp = ftp_enabled;
     LLAMA3_CUDA_CHECK(cudaEventElapsedTime(&r.ttft_ms, start_, stop_));
     r.kept_per_layer = kept_;
+    if (timed) r.stages = clock_.read();
     if (all_logits != nullptr) {
       all_rows_logits(L, *all_logits);
       last_logits_row(L - 1);  // the chunks reused the logits buffer
@@ -858,7 +878,7 @@ class DeviceModel : private model_detail::Handles {
   // Embedding and every decoder layer over L prompt tokens (positions 0..L-1); the residual
   // stream ends in a_.hidden [L, C].
   template <class Pruner>
-  void forward_layers(int L, Pruner& pruner) {
+  void forward_layers(int L, Pruner& pruner, bool timed) {
     const int C = hidden(), QKV = qkv_dim(), KV = kv_dim(), QD = q_dim();
     kernels::launch_embedding(w_.token_embd, a_.tokens, a_.hidden, L, C, vocab(), nullptr, stream_);
     for (int l = 0; l < layers(); ++l) {
@@ -866,17 +886,27 @@ class DeviceModel : private model_detail::Handles {
       bf16* q = a_.qkv;
       bf16* k = a_.qkv + QD;
       bf16* v = a_.qkv + QD + KV;
+      const auto mark = [&](StageClock::Mark m) {
+        if (timed) clock_.mark(l, m, stream_);
+      };
       // attention block
+      mark(StageClock::kLayerBegin);
       kernels::launch_rmsnorm(a_.hidden, W.attn_norm, a_.normed, L, C, eps(), stream_);
       model_detail::gemm(cublas_, L, QKV, C, a_.normed, W.wqkv, a_.qkv, 0.0f);
       if (W.bqkv != nullptr) add_bias(W.bqkv, L);
       rope(q, k, a_.positions, L);
       write_kv_cache(l, k, v, L);
+      mark(StageClock::kAttnBegin);
       attention_prefill(q, k, v, L);
+      mark(StageClock::kAttnEnd);
       model_detail::gemm(cublas_, L, C, QD, a_.attn, W.wo, a_.hidden, 1.0f);  // h += o_proj(attn)
       // FFN block through the library: score, keep, h[kept] += FFN(h[kept])
+      mark(StageClock::kFfnBlockBegin);
+      clock_layer_ = timed ? l : -1;  // TimedFfn marks this layer's FFN start
       pruner.run(l, attention_view(q, k), residual_view(), ffn_weights(W), stream_);
+      mark(StageClock::kLayerEnd);
     }
+    clock_layer_ = -1;
   }
 
   void add_bias(const bf16* bias, int T) {
@@ -1010,8 +1040,13 @@ class DeviceModel : private model_detail::Handles {
   bool reuse_attention_lse_ = true;
   AttentionKernel attention_kernel_ =
       kernels::attention_prefill_sm90_available() ? AttentionKernel::Wgmma : AttentionKernel::Fa2;
+  StageClock clock_;       // stage timing (off unless set_stage_timing(true)); before the pruners,
+  int clock_layer_ = -1;   // which hold pointers to it; the layer being timed, -1 for none
   std::unique_ptr<DensePruner> dense_pruner_;
   std::unique_ptr<FtpPruner> ftp_pruner_;
+
+  TimedScorer<ftp::LastQueriesAttention> timed_scorer() { return TimedScorer<ftp::LastQueriesAttention>({}, &clock_); }
+  TimedFfn<ftp::CublasSwiGLU> timed_ffn() { return TimedFfn<ftp::CublasSwiGLU>({}, &clock_, &clock_layer_); }
 };
 
 }  // namespace llama3
