@@ -48,6 +48,8 @@
 #include "llama3/report.hpp"
 #include "llama3/model_config.hpp"
 #include "llama3/tokenizer.hpp"
+#include "eval_common.hpp"
+#include "policies.cuh"
 
 #ifndef FTP_SOURCE_DIR
 #define FTP_SOURCE_DIR "."
@@ -144,89 +146,23 @@ bool parse_args(int argc, char** argv, Args& a) {
   return true;
 }
 
-// ---- progress, time budget -----------------------------------------------------------------------
+// ---- progress, time budget, JSON, statistics: examples/eval/eval_common.hpp ------------------------
 
-class Stopwatch {
- public:
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
-
- private:
-  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
-};
-
-const Stopwatch& program_clock() {
-  static const Stopwatch clock;
-  return clock;
-}
-
-void progress(const char* format, ...) {
-  std::fprintf(stderr, "[%6.1f s] ", program_clock().seconds());
-  va_list args;
-  va_start(args, format);
-  std::vfprintf(stderr, format, args);
-  va_end(args);
-  std::fputc('\n', stderr);
-}
-
-// ---- JSON writing --------------------------------------------------------------------------------
-
-// JSON text and logit metrics: llama3/report.hpp, shared with the runner CLI.
-using llama3::report::all_finite;
-using llama3::report::argmax;
-using llama3::report::kl_divergence;
-inline std::string jstr(const std::string& raw) { return llama3::report::json_string(raw); }
-inline std::string jnum(double x) { return llama3::report::json_number(x); }
-
-template <class V>
-std::string jarr(const std::vector<V>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ", ";
-    if constexpr (std::is_integral_v<V>) s += std::to_string(v[i]);
-    else s += jnum(static_cast<double>(v[i]));
-  }
-  return s + "]";
-}
-
-std::string jlist(const std::vector<std::string>& items) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < items.size(); ++i) s += (i ? ",\n    " : "\n    ") + items[i];
-  return s + (items.empty() ? "]" : "\n  ]");
-}
-
-/// One JSON object built field by field.
-class Obj {
- public:
-  Obj& raw(const std::string& key, const std::string& json) {
-    s_ += (s_.empty() ? "" : ", ") + jstr(key) + ": " + json;
-    return *this;
-  }
-  Obj& num(const std::string& key, double x) { return raw(key, jnum(x)); }
-  Obj& integer(const std::string& key, long long x) { return raw(key, std::to_string(x)); }
-  Obj& boolean(const std::string& key, bool b) { return raw(key, b ? "true" : "false"); }
-  Obj& str(const std::string& key, const std::string& s) { return raw(key, jstr(s)); }
-  std::string done() const { return "{" + s_ + "}"; }
-
- private:
-  std::string s_;
-};
-
-// ---- statistics ----------------------------------------------------------------------------------
-
-double mean(const std::vector<double>& v) {
-  return v.empty() ? NAN : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-double max_of(const std::vector<double>& v) { return v.empty() ? NAN : *std::max_element(v.begin(), v.end()); }
-double rate(const std::vector<bool>& v) {
-  if (v.empty()) return NAN;
-  return static_cast<double>(std::count(v.begin(), v.end(), true)) / static_cast<double>(v.size());
-}
+using evalcommon::all_finite;
+using evalcommon::argmax;
+using evalcommon::jarr;
+using evalcommon::jlist;
+using evalcommon::jnum;
+using evalcommon::jstr;
+using evalcommon::kl_divergence;
+using evalcommon::max_of;
+using evalcommon::mean;
+using evalcommon::median;
+using evalcommon::Obj;
+using evalcommon::program_clock;
+using evalcommon::progress;
+using evalcommon::rate;
+using evalcommon::Stopwatch;
 
 // ---- corpus and prompts --------------------------------------------------------------------------
 
@@ -397,79 +333,13 @@ double median_ttft(int reps, PrefillFn&& prefill_fn) {
   return median(t);
 }
 
-/// Tokens a config always keeps in a sequence of L tokens (the first P and last N, or all).
-int reserved_tokens(const ftp::Config& c, int L) {
-  const long long r = static_cast<long long>(c.initial_tokens()) + c.last_queries();
-  return L <= r ? L : static_cast<int>(r);
-}
+// ---- user-written policies (the ablations' showcase): examples/eval/policies.cuh ------------------
 
-// ---- user-written policies (the ablations' showcase) ----------------------------------------------
-
-/// Which layer the pruner is working on: the scorer below writes it, the reserve policy reads it.
-/// (Pruner::run scores before it asks the reserve policy for its rule, within one layer.)
-struct LayerClock {
-  int layer = -1;
-};
-
-/// Host copies of each pruned layer's scores (T floats), for the cumulative curves.
-struct ScoreCapture {
-  std::map<int, std::vector<float>> of_layer;
-};
-
-/// ImportanceScorer wrapper: runs `Inner`, tells the LayerClock the layer, and optionally copies
-/// the scores to the host (a sync per layer: fine for an evaluation, never for timing).
-/// DeviceModel::prefill_with replaces the pruner's observer with its own kept-count recorder, so
-/// per-layer state travels through the policies instead of a LayerReport observer.
-template <class Inner>
-class TaggedScorer : public Inner {
- public:
-  TaggedScorer(Inner inner, std::shared_ptr<LayerClock> clock, std::shared_ptr<ScoreCapture> capture = nullptr)
-      : Inner(std::move(inner)), clock_(std::move(clock)), capture_(std::move(capture)) {}
-
-  template <class T>
-  void score(const ftp::ScoreContext<T>& ctx) const {
-    clock_->layer = ctx.layer;
-    Inner::score(ctx);
-    if (capture_) {
-      std::vector<float>& host = capture_->of_layer[ctx.layer];
-      host.assign(static_cast<std::size_t>(ctx.batch.num_tokens), 0.0f);
-      if (!host.empty()) {
-        LLAMA3_CUDA_CHECK(cudaMemcpyAsync(host.data(), ctx.scores, host.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                                          ctx.stream));
-      }
-      LLAMA3_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-    }
-  }
-
- private:
-  std::shared_ptr<LayerClock> clock_;
-  std::shared_ptr<ScoreCapture> capture_;
-};
-
-/// ReservePolicy with a count of middle tokens per layer: keeps the `count_of_layer[layer]`
-/// top-scored middle tokens. With RandomScorer it is the paper's random selection at the kept
-/// counts the attention scorer chose (Table 3). Its rule is the `keep(const RankInfo&)` hook.
-struct PerLayerTopCount {
-  static constexpr bool kNeedsMasses = false;
-
-  struct Rule {
-    int count;
-    FTP_HOST_DEVICE bool keep(const ftp::RankInfo& r) const { return r.rank < count; }
-  };
-
-  bool keeps_everything(const ftp::Config&) const { return false; }
-  Rule rule(const ftp::Config&) const {
-    const int layer = clock ? clock->layer : -1;
-    if (layer < 0 || layer >= static_cast<int>(count_of_layer.size())) {
-      throw std::runtime_error("PerLayerTopCount: no count for layer " + std::to_string(layer) +
-                               " (the scorer must be a TaggedScorer sharing this LayerClock)");
-    }
-    return Rule{count_of_layer[static_cast<std::size_t>(layer)]};
-  }
-
-  std::shared_ptr<const LayerClock> clock;
-  std::vector<int> count_of_layer;
-};
+using evalpolicies::LayerClock;
+using evalpolicies::PerLayerTopCount;
+using evalpolicies::reserved_tokens;
+using evalpolicies::ScoreCapture;
+using evalpolicies::TaggedScorer;
 
 // ---- the evaluation's state ----------------------------------------------------------------------
 
