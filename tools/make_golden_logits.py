@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/golden_logits.json: logits of SmolLM2-135M-Instruct (Q4_1 GGUF) computed by
-HF transformers, an implementation independent of ours, for the C++ CPU reference to match.
+HF transformers, an implementation independent of ours, for the C++ CPU reference to match; with
+--model another GGUF (e.g. Qwen2.5-Coder-0.5B) into tests/fixtures/golden_logits_<file stem>.json.
 
 transformers dequantizes the GGUF to float32 (undoing llama.cpp's Q/K row permutation) and runs its
 own Llama code, so agreement checks our GGUF reading, dequantization, RoPE pairing and the forward
@@ -14,7 +15,11 @@ rounding is then the same on both sides and only the arithmetic order differs.
 
 Needs torch, transformers, accelerate, gguf and numpy, e.g.:
   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch transformers accelerate gguf numpy
-  /tmp/venv/bin/python tools/make_golden_logits.py [--model PATH] [--out PATH]
+  /tmp/venv/bin/python tools/make_golden_logits.py [--model PATH] [--out PATH] [--device cuda]
+
+The GPU machine has torch and transformers but no `gguf`: carry its (pure-Python) wheel and
+`pip install --no-deps` it there. On CUDA the float32 matmuls run without TF32 (torch's default),
+so the logits are float32 results on either device.
 """
 import argparse
 import json
@@ -40,8 +45,15 @@ TOP_K = 5
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.environ.get("FTP_MODEL_PATH", DEFAULT_MODEL))
-    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--out", default="")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
+    if not args.out:
+        stem = os.path.splitext(os.path.basename(args.model))[0]
+        args.out = DEFAULT_OUT if args.model == DEFAULT_MODEL else os.path.join(
+            os.path.dirname(DEFAULT_OUT), "golden_logits_%s.json" % stem)
+
+    import copy
 
     import torch
     import transformers
@@ -53,11 +65,12 @@ def main():
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(model_dir, gguf_file=model_name)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     model = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=model_name, dtype=torch.float32)
-    model.eval()
+    model = model.to(args.device).eval()
     # The same model with every weight rounded to bf16 (torch rounds to nearest even).
-    model_bf16w = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=model_name, dtype=torch.float32)
-    model_bf16w.eval()
+    model_bf16w = copy.deepcopy(model).eval()
     with torch.no_grad():
         for p in model_bf16w.parameters():
             p.copy_(p.to(torch.bfloat16).to(torch.float32))
@@ -66,7 +79,7 @@ def main():
         "model_file": model_name,
         "model_bytes": os.path.getsize(args.model),
         "generator": f"tools/make_golden_logits.py, torch {torch.__version__}, "
-                     f"transformers {transformers.__version__}, float32 weights and activations",
+                     f"transformers {transformers.__version__}, float32 weights and activations on {args.device}",
         "top_k": TOP_K,
         "prompts": [],
     }
@@ -74,8 +87,9 @@ def main():
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert 8 <= len(ids) <= 40, (text, len(ids))
         with torch.no_grad():
-            logits = model(torch.tensor([ids])).logits[0].float()  # [T, V]
-            logits_bf16w = model_bf16w(torch.tensor([ids])).logits[0].float()
+            x = torch.tensor([ids], device=args.device)
+            logits = model(x).logits[0].float().cpu()  # [T, V]
+            logits_bf16w = model_bf16w(x).logits[0].float().cpu()
         top = torch.topk(logits, TOP_K, dim=-1)
         positions = []
         for t in range(len(ids)):
