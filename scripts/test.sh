@@ -21,9 +21,13 @@ fi
 if ! command -v nvcc > /dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
 command -v nvcc > /dev/null || { echo "the CUDA Toolkit (nvcc) is required to build ftp" >&2; exit 1; }
 
-# 2. The default model (SmolLM2-135M-Instruct, Q4_1 GGUF) into the git-ignored cache.
-FTP_MODEL_PATH=$(scripts/fetch_model.sh)
-export FTP_MODEL_PATH
+# 2. The models the host tests need, into the git-ignored cache: SmolLM2-135M-Instruct (Q4_1) and
+#    Qwen2.5-Coder-0.5B-Instruct (Q4_K_M; its tokenizer golden set and the dequantization of its real
+#    tensors). The GPU suite also uses the 0.5B; the 1.5B (the evaluation model) is fetched by
+#    demo.sh, or by hand with scripts/fetch_model.sh qwen2.5-coder-1.5b.
+FTP_MODEL_PATH=$(scripts/fetch_model.sh smollm2-135m)
+FTP_QWEN05_MODEL_PATH=$(scripts/fetch_model.sh qwen2.5-coder-0.5b)
+export FTP_MODEL_PATH FTP_QWEN05_MODEL_PATH
 
 # 3. Build everything: tests, examples and benchmarks build everywhere, even where they cannot run.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build-configure.log 2>&1 || { cat build-configure.log; exit 1; }
