@@ -10,6 +10,10 @@
 #   overhead     bench/overhead.cu        attention  bench/attention_kernel.cu
 #   e2e          bench/e2e.cu             torch      bench/torch_reference.py (same GPU session)
 #   ncu          Nsight Compute over FTP's kernels of one pruned layer at 32k tokens
+#   golden       HF transformers' golden logits of the Qwen model in .cache/models (needs the gguf
+#                wheel carried in .devcarry/wheels), written to $FTP_GPU_WORK and collected
+#   model-ttft   bench/model_ttft.cu and bench/hf_gguf_prefill.py on the Qwen model (same session)
+#   demo-qwen    the demo's runner command on the Qwen model
 #   summary      bench/summary.py over the JSON of this run, then bench/plot.py
 #   collect      copies the JSON, the summary, two plots and a tarball of all logs into $OUT
 # Logs and JSON go to $FTP_GPU_WORK (default /tmp/gpu-work), which a later call on the same warm
@@ -20,6 +24,13 @@ out=${FTP_GPU_WORK:-/tmp/gpu-work}
 mkdir -p "$out"
 bin=${FTP_GPU_BUILD_DIR:-build-gpu}
 model=.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+# The Qwen model these steps use: FTP_QWEN_MODEL, else the 1.5B if present, else the 0.5B.
+qwen=${FTP_QWEN_MODEL:-}
+if [ -z "$qwen" ]; then
+  for q in .cache/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf .cache/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf; do
+    [ -s "$q" ] && { qwen=$q; break; }
+  done
+fi
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(build tests overhead attention e2e torch demo summary collect)
 status=0
@@ -36,7 +47,7 @@ step_build() {
   cmake -S . -B "$bin" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 "${extra[@]}" > "$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; return 1; }
   # FTP_GPU_TARGETS narrows the build, e.g. to "ftp_cuda_tests ftp_llama3" for scripts/sanitize.sh.
-  local targets=${FTP_GPU_TARGETS:-"ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e"}
+  local targets=${FTP_GPU_TARGETS:-"ftp_cuda_tests ftp_host_tests ftp_llama3 ftp_bench_overhead ftp_bench_attention ftp_bench_e2e ftp_bench_model_ttft"}
   # shellcheck disable=SC2086
   cmake --build "$bin" -j"$(nproc)" --target $targets > "$out/build.log" 2>&1 ||
     { grep -E "error" "$out/build.log" | head -30; return 1; }
@@ -102,6 +113,39 @@ step_ncu() {
   return $rc
 }
 
+step_golden() {
+  [ -n "$qwen" ] || { echo "golden: no Qwen model in .cache/models"; return 1; }
+  python3 -c "import gguf" 2>/dev/null || python3 -m pip install -q --no-deps --no-index .devcarry/wheels/gguf-*.whl ||
+    { echo "golden: cannot install the gguf wheel"; return 1; }
+  local name
+  name=golden_logits_$(basename "$qwen" .gguf).json
+  PYTHONUNBUFFERED=1 python3 tools/make_golden_logits.py --model "$qwen" --device cuda --out "$out/$name" > "$out/golden.log" 2>&1
+  local rc=$?
+  tail -6 "$out/golden.log"
+  return $rc
+}
+
+step_model_ttft() {
+  [ -n "$qwen" ] || { echo "model-ttft: no Qwen model in .cache/models"; return 1; }
+  ./$bin/bench/ftp_bench_model_ttft -m "$qwen" --json "$out/model_ttft.json" ${FTP_MODEL_TTFT_ARGS:-} 2>&1 |
+    tee "$out/model_ttft.log" | tail -14
+  python3 -c "import gguf" 2>/dev/null || python3 -m pip install -q --no-deps --no-index .devcarry/wheels/gguf-*.whl
+  PYTHONUNBUFFERED=1 timeout --kill-after=10 "${FTP_HF_TIMEOUT:-300}" python3 bench/hf_gguf_prefill.py --model "$qwen" \
+    --json "$out/hf_gguf_prefill.json" ${FTP_HF_ARGS:-} > "$out/hf_gguf_prefill.log" 2>&1
+  local rc=$?
+  tail -6 "$out/hf_gguf_prefill.log"
+  return $rc
+}
+
+step_demo_qwen() {
+  [ -n "$qwen" ] || { echo "demo-qwen: no Qwen model in .cache/models"; return 1; }
+  bash scripts/demo.sh --prompt-only > "$out/demo_prompt.txt" || return 1
+  ./$bin/examples/ftp_llama3 -m "$qwen" -f "$out/demo_prompt.txt" --chat -n 64 --compare --profile > "$out/demo_qwen.log" 2>&1
+  local rc=$?
+  tail -14 "$out/demo_qwen.log"
+  return $rc
+}
+
 step_summary() {
   python3 bench/summary.py "$out" | tee "$out/summary.txt"
   python3 bench/plot.py "$out" > /dev/null 2>&1 || echo "plot failed"
@@ -110,9 +154,11 @@ step_summary() {
 step_collect() {
   local dest=${OUT:-$PWD/gpu-out}
   mkdir -p "$dest"
-  for f in e2e.json torch_reference.json overhead.json attention.json summary.txt ttft.png overhead.png; do
+  for f in e2e.json torch_reference.json overhead.json attention.json summary.txt ttft.png overhead.png \
+           model_ttft.json hf_gguf_prefill.json; do
     [ -f "$out/$f" ] && cp "$out/$f" "$dest/"
   done
+  for f in "$out"/golden_logits_*.json; do [ -f "$f" ] && cp "$f" "$dest/"; done
   tar -czf "$dest/logs.tar.gz" -C "$out" --exclude='*.png' . && echo "collect: $(ls "$dest" | tr '\n' ' ')"
 }
 
