@@ -7,6 +7,7 @@
 #include "ftp/batch.hpp"
 #include "ftp/config.hpp"
 #include "ftp/error.hpp"
+#include "ftp/gemm.hpp"
 #include "ftp/policy_traits.hpp"
 #include "ftp/pruner.cuh"
 #include "ftp/telemetry.hpp"
