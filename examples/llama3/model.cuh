@@ -272,12 +272,14 @@ inline std::unique_ptr<void, CudaFree> device_alloc(std::size_t bytes, const cha
   return std::unique_ptr<void, CudaFree>(p);
 }
 
-/// out[M, n] = x[M, k] . w[n, k]^T + beta * out, all row-major (ld = row length), fp32 accumulation:
-/// the library's GEMM helper (which also marks the output written for initcheck when asked,
-/// ftp/initcheck_support.hpp).
+/// out[M, n] = x[M, k] . w[n, k]^T + beta * out, all row-major (ld = row length), fp32 accumulation,
+/// through the library's public GEMM. Its output handling follows ftp::default_gemm_output_init(),
+/// the same process-wide setting the pruners start from: the GPU tests set it to kZeroFirst under
+/// scripts/sanitize.sh's initcheck runs (tests/cuda/initcheck_mode.cu), so that the model's GEMM
+/// outputs, like the pruners', count as written.
 template <class Out>
 void gemm(cublasHandle_t handle, int M, int n, int k, const bf16* x, const bf16* w, Out* out, float beta) {
-  ftp::detail::gemm_x_wt(handle, M, n, k, x, k, w, k, out, n, beta);
+  ftp::gemm_x_wt(handle, M, n, k, x, k, w, k, out, n, beta, ftp::default_gemm_output_init().load());
 }
 
 /// The stream, timing events and cuBLAS handle of a DeviceModel. A base class, so they are released

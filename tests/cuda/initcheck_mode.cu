@@ -17,4 +17,4 @@ namespace {
   return true;
 }();
 
-} // namespace
+}  // namespace

@@ -26,65 +26,51 @@ struct HandleState {
 HandleState state_of(cublasHandle_t handle) {
   HandleState s;
   REQUIRE(cublasGetStream(handle, &s.stream) == CUBLAS_STATUS_SUCCESS);
-  REQUIRE(cublasGetPointerMode(handle, &s.pointer_mode) ==
-          CUBLAS_STATUS_SUCCESS);
+  REQUIRE(cublasGetPointerMode(handle, &s.pointer_mode) == CUBLAS_STATUS_SUCCESS);
   return s;
 }
 
-} // namespace
+}  // namespace
 
-TEST_CASE("Pruner gives the caller's cuBLAS handle back with its stream, "
-          "pointer mode and workspace" *
-          ftp_test::needs_gpu()) {
+TEST_CASE(
+    "Pruner gives the caller's cuBLAS handle back with its stream, "
+    "pointer mode and workspace" *
+    ftp_test::needs_gpu()) {
   using bf16 = __nv_bfloat16;
   std::mt19937 rng(77);
   const int C = 256, I = 512, Hq = 4, Hkv = 2, d = 64;
   const ftp::BatchLayout layout = layout_of({700, 333});
   const int T_ = layout.num_tokens();
   const ftp::WorkspaceShape shape{T_, 2, C, I, Hq, Hkv, d};
-  RandomTensor<bf16> residual(static_cast<std::size_t>(T_) * C, rng, -1.0f,
-                              1.0f);
+  RandomTensor<bf16> residual(static_cast<std::size_t>(T_) * C, rng, -1.0f, 1.0f);
   RandomTensor<bf16> q(static_cast<std::size_t>(T_) * Hq * d, rng, -1.0f, 1.0f);
-  RandomTensor<bf16> k(static_cast<std::size_t>(T_) * Hkv * d, rng, -1.0f,
-                       1.0f);
-  RandomTensor<bf16> norm(C, rng, 0.5f, 1.5f),
-      gate_up(static_cast<std::size_t>(2) * I * C, rng, -0.08f, 0.08f),
+  RandomTensor<bf16> k(static_cast<std::size_t>(T_) * Hkv * d, rng, -1.0f, 1.0f);
+  RandomTensor<bf16> norm(C, rng, 0.5f, 1.5f), gate_up(static_cast<std::size_t>(2) * I * C, rng, -0.08f, 0.08f),
       down(static_cast<std::size_t>(C) * I, rng, -0.05f, 0.05f);
-  DeviceArray<bf16> d_residual(residual.device_values), d_q(q.device_values),
-      d_k(k.device_values), d_norm(norm.device_values),
-      d_gate_up(gate_up.device_values), d_down(down.device_values);
-  const ftp::AttentionView<bf16> attention{
-      d_q.get(), Hq * d, d_k.get(), Hkv * d, Hq, Hkv, d};
-  const ftp::CublasSwiGLU::Weights<bf16> weights{
-      d_norm.get(), d_gate_up.get(), nullptr, nullptr, d_down.get(), 1e-5f};
+  DeviceArray<bf16> d_residual(residual.device_values), d_q(q.device_values), d_k(k.device_values),
+      d_norm(norm.device_values), d_gate_up(gate_up.device_values), d_down(down.device_values);
+  const ftp::AttentionView<bf16> attention{d_q.get(), Hq * d, d_k.get(), Hkv * d, Hq, Hkv, d};
+  const ftp::CublasSwiGLU::Weights<bf16> weights{d_norm.get(), d_gate_up.get(), nullptr, nullptr, d_down.get(), 1e-5f};
 
   // The engine's handle: its own stream, device pointer mode and a workspace of
   // its own.
   cudaStream_t engine_stream = nullptr, ftp_stream = nullptr;
-  REQUIRE(cudaStreamCreateWithFlags(&engine_stream, cudaStreamNonBlocking) ==
-          cudaSuccess);
-  REQUIRE(cudaStreamCreateWithFlags(&ftp_stream, cudaStreamNonBlocking) ==
-          cudaSuccess);
+  REQUIRE(cudaStreamCreateWithFlags(&engine_stream, cudaStreamNonBlocking) == cudaSuccess);
+  REQUIRE(cudaStreamCreateWithFlags(&ftp_stream, cudaStreamNonBlocking) == cudaSuccess);
   cublasHandle_t handle = nullptr;
   REQUIRE(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS);
   DeviceArray<std::uint8_t> engine_workspace(ftp::kCublasWorkspaceBytes);
   REQUIRE(cublasSetStream(handle, engine_stream) == CUBLAS_STATUS_SUCCESS);
-  REQUIRE(cublasSetWorkspace(handle, engine_workspace.get(),
-                             ftp::kCublasWorkspaceBytes) ==
-          CUBLAS_STATUS_SUCCESS);
-  REQUIRE(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_DEVICE) ==
-          CUBLAS_STATUS_SUCCESS);
+  REQUIRE(cublasSetWorkspace(handle, engine_workspace.get(), ftp::kCublasWorkspaceBytes) == CUBLAS_STATUS_SUCCESS);
+  REQUIRE(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_DEVICE) == CUBLAS_STATUS_SUCCESS);
 
   {
-    ftp::Pruner<bf16> pruner(ftp::Config::llama3(), shape, {}, {}, {}, nullptr,
-                             0, handle);
-    pruner.set_caller_cublas_workspace(
-        {engine_workspace.get(), ftp::kCublasWorkspaceBytes});
+    ftp::Pruner<bf16> pruner(ftp::Config::llama3(), shape, {}, {}, {}, nullptr, 0, handle);
+    pruner.set_caller_cublas_workspace({engine_workspace.get(), ftp::kCublasWorkspaceBytes});
     pruner.plan(layout.cu_seqlens.data(), 2, T_, ftp_stream);
-    for (const int layer : {3, 12}) { // a dense layer and a pruned one
+    for (const int layer : {3, 12}) {  // a dense layer and a pruned one
       CAPTURE(layer);
-      pruner.run(layer, attention, {d_residual.get(), C, C}, weights,
-                 ftp_stream);
+      pruner.run(layer, attention, {d_residual.get(), C, C}, weights, ftp_stream);
       const HandleState after = state_of(handle);
       CHECK(after.stream == engine_stream);
       CHECK(after.pointer_mode == CUBLAS_POINTER_MODE_DEVICE);
@@ -94,9 +80,7 @@ TEST_CASE("Pruner gives the caller's cuBLAS handle back with its stream, "
     // is untouched too.
     ftp::CublasSwiGLU::Weights<bf16> bad = weights;
     bad.down = nullptr;
-    CHECK_THROWS_AS(
-        pruner.run(12, attention, {d_residual.get(), C, C}, bad, ftp_stream),
-        ftp::Error);
+    CHECK_THROWS_AS(pruner.run(12, attention, {d_residual.get(), C, C}, bad, ftp_stream), ftp::Error);
     CHECK(state_of(handle).stream == engine_stream);
     REQUIRE(cudaStreamSynchronize(ftp_stream) == cudaSuccess);
   }
@@ -108,12 +92,9 @@ TEST_CASE("Pruner gives the caller's cuBLAS handle back with its stream, "
   RandomTensor<bf16> x(static_cast<std::size_t>(M) * K, rng, -1.0f, 1.0f),
       w(static_cast<std::size_t>(N) * K, rng, -1.0f, 1.0f);
   DeviceArray<bf16> d_x(x.device_values), d_w(w.device_values);
-  DeviceArray<float> d_out(static_cast<std::size_t>(M) * N),
-      d_scalars(std::vector<float>{1.0f, 0.0f});
-  REQUIRE(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K,
-                       d_scalars.get(), d_w.get(), CUDA_R_16BF, K, d_x.get(),
-                       CUDA_R_16BF, K, d_scalars.get() + 1, d_out.get(),
-                       CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
+  DeviceArray<float> d_out(static_cast<std::size_t>(M) * N), d_scalars(std::vector<float>{1.0f, 0.0f});
+  REQUIRE(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, d_scalars.get(), d_w.get(), CUDA_R_16BF, K, d_x.get(),
+                       CUDA_R_16BF, K, d_scalars.get() + 1, d_out.get(), CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
                        CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
   REQUIRE(cudaStreamSynchronize(engine_stream) == cudaSuccess);
   const std::vector<float> got = d_out.download();
@@ -122,13 +103,10 @@ TEST_CASE("Pruner gives the caller's cuBLAS handle back with its stream, "
     for (int n = 0; n < N; ++n) {
       double want = 0;
       for (int kk = 0; kk < K; ++kk) {
-        want +=
-            static_cast<double>(x.host[static_cast<std::size_t>(m) * K + kk]) *
-            w.host[static_cast<std::size_t>(n) * K + kk];
+        want += static_cast<double>(x.host[static_cast<std::size_t>(m) * K + kk]) *
+                w.host[static_cast<std::size_t>(n) * K + kk];
       }
-      worst = std::max(
-          worst, std::abs(got[static_cast<std::size_t>(m) * N + n] - want) /
-                     (std::abs(want) + 1.0));
+      worst = std::max(worst, std::abs(got[static_cast<std::size_t>(m) * N + n] - want) / (std::abs(want) + 1.0));
     }
   }
   MESSAGE("engine GEMM after the pruner's calls: worst relative error ", worst);
