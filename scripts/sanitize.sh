@@ -33,7 +33,8 @@
 #     RoPE, attention, argmax and K/V-cache copies: millions of reports, most past --print-limit and
 #     of unknown kind). The initcheck runs therefore set FTP_INITCHECK_GEMM_OUTPUTS=1: ftp's GEMM
 #     helper, which the runner's GEMMs go through too, zeroes each GEMM's exact output rectangle first
-#     (ftp/initcheck_support.hpp),
+#     (tests/cuda/initcheck_mode.cu reads the variable and sets ftp::default_gemm_output_init() to
+#     ftp::GemmOutputInit::kZeroFirst, include/ftp/gemm.hpp; the library reads no environment variable),
 #     and every report that remains is a finding. The one expected exception is the blind-spot probe,
 #     tests/cuda/test_cublas_probe.cu's first case: a raw cublasGemmEx whose output its own
 #     initcheck_probe_copy_kernel reads. Its reports are counted as evidence of the blind spot; its

@@ -20,6 +20,7 @@
 #include "llama3/gguf.hpp"
 #include "llama3/tokenizer.hpp"
 #include "../model_path.hpp"
+#include "runtime_skip.hpp"
 
 namespace {
 
@@ -383,7 +384,7 @@ TEST_CASE("eval tasks: prompts from the Qwen2.5 tokenizer and the machine's text
   const llama3::Tokenizer qwen =
       llama3::Tokenizer::from_gguf(llama3::GgufFile::open(ftp_test::model_path(ftp_test::kQwen05)));
   if (!std::filesystem::exists("/usr/share/common-licenses/GPL-3")) {
-    MESSAGE("SKIPPED: /usr/share/common-licenses is absent");
+    ftp_test::skip_at_runtime("/usr/share/common-licenses is absent: no haystack text to build prompts from");
     return;
   }
   const evaltasks::Haystack hay = evaltasks::Haystack::from_dir(qwen, "/usr/share/common-licenses");
