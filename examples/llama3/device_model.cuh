@@ -162,7 +162,7 @@ class DeviceModel : private model_detail::Handles {
       bf16* k = a_.qkv + QD;
       bf16* v = a_.qkv + QD + KV;
       kernels::launch_rmsnorm(a_.hidden, L.attn_norm, a_.normed, 1, C, eps(), stream_);
-      model_detail::gemm(cublas_, 1, QKV, C, a_.normed, L.wqkv, a_.qkv, 0.0f);
+      model_detail::gemm(cublas_, gemm_init_, 1, QKV, C, a_.normed, L.wqkv, a_.qkv, 0.0f);
       if (L.bqkv != nullptr) add_bias(L.bqkv, 1);
       rope(q, k, d_pos, 1);
       LLAMA3_CUDA_CHECK(cudaMemcpyAsync(k_cache(l) + static_cast<std::int64_t>(pos) * KV, k, KV * sizeof(bf16),
@@ -170,7 +170,7 @@ class DeviceModel : private model_detail::Handles {
       LLAMA3_CUDA_CHECK(cudaMemcpyAsync(v_cache(l) + static_cast<std::int64_t>(pos) * KV, v, KV * sizeof(bf16),
                                         cudaMemcpyDeviceToDevice, stream_));
       attention_decode(q, l, d_len, pos + 1);
-      model_detail::gemm(cublas_, 1, C, QD, a_.attn, L.wo, a_.hidden, 1.0f);
+      model_detail::gemm(cublas_, gemm_init_, 1, C, QD, a_.attn, L.wo, a_.hidden, 1.0f);
       dense_pruner_->run(l, attention_view(q, k), residual_view(), ffn_weights(L), stream_);
     }
     cached_ = pos + 1;
@@ -545,14 +545,14 @@ class DeviceModel : private model_detail::Handles {
       // attention block
       mark(StageClock::kLayerBegin);
       kernels::launch_rmsnorm(a_.hidden, W.attn_norm, a_.normed, L, C, eps(), stream_);
-      model_detail::gemm(cublas_, L, QKV, C, a_.normed, W.wqkv, a_.qkv, 0.0f);
+      model_detail::gemm(cublas_, gemm_init_, L, QKV, C, a_.normed, W.wqkv, a_.qkv, 0.0f);
       if (W.bqkv != nullptr) add_bias(W.bqkv, L);
       rope(q, k, a_.positions, L);
       write_kv_cache(l, k, v, L);
       mark(StageClock::kAttnBegin);
       attention_prefill(q, k, v, L);
       mark(StageClock::kAttnEnd);
-      model_detail::gemm(cublas_, L, C, QD, a_.attn, W.wo, a_.hidden, 1.0f);  // h += o_proj(attn)
+      model_detail::gemm(cublas_, gemm_init_, L, C, QD, a_.attn, W.wo, a_.hidden, 1.0f);  // h += o_proj(attn)
       // FFN block through the library: score, keep, h[kept] += FFN(h[kept])
       mark(StageClock::kFfnBlockBegin);
       clock_layer_ = timed ? l : -1;  // TimedFfn marks this layer's FFN start
@@ -640,7 +640,7 @@ class DeviceModel : private model_detail::Handles {
     const int C = hidden();
     kernels::launch_rmsnorm(a_.hidden + static_cast<std::int64_t>(row) * C, w_.output_norm, a_.normed, 1, C, eps(),
                             stream_);
-    model_detail::gemm(cublas_, 1, vocab(), C, a_.normed, w_.output, a_.logits, 0.0f);
+    model_detail::gemm(cublas_, gemm_init_, 1, vocab(), C, a_.normed, w_.output, a_.logits, 0.0f);
   }
 
   // Logits of all L rows, kLogitRows at a time, copied to the host: out [L, V].
@@ -650,8 +650,8 @@ class DeviceModel : private model_detail::Handles {
     kernels::launch_rmsnorm(a_.hidden, w_.output_norm, a_.normed, L, C, eps(), stream_);
     for (int first = 0; first < L; first += model_detail::kLogitRows) {
       const int rows = std::min(model_detail::kLogitRows, L - first);
-      model_detail::gemm(cublas_, rows, V, C, a_.normed + static_cast<std::int64_t>(first) * C, w_.output, a_.logits,
-                         0.0f);
+      model_detail::gemm(cublas_, gemm_init_, rows, V, C, a_.normed + static_cast<std::int64_t>(first) * C, w_.output,
+                         a_.logits, 0.0f);
       LLAMA3_CUDA_CHECK(cudaMemcpyAsync(out.data() + static_cast<std::size_t>(first) * V, a_.logits,
                                         static_cast<std::size_t>(rows) * V * sizeof(float), cudaMemcpyDeviceToHost,
                                         stream_));

@@ -60,13 +60,11 @@ inline std::unique_ptr<void, CudaFree> device_alloc(std::size_t bytes, const cha
 }
 
 /// out[M, n] = x[M, k] . w[n, k]^T + beta * out, all row-major (ld = row length), fp32 accumulation,
-/// through the library's public GEMM. Its output handling follows ftp::default_gemm_output_init(),
-/// the same process-wide setting the pruners start from: the GPU tests set it to kZeroFirst under
-/// scripts/sanitize.sh's initcheck runs (tests/cuda/initcheck_mode.cu), so that the model's GEMM
-/// outputs, like the pruners', count as written.
+/// through the library's public GEMM. `init` is the model's Handles::gemm_init_.
 template <class Out>
-void gemm(cublasHandle_t handle, int M, int n, int k, const bf16* x, const bf16* w, Out* out, float beta) {
-  ftp::gemm_x_wt(handle, M, n, k, x, k, w, k, out, n, beta, ftp::default_gemm_output_init().load());
+void gemm(cublasHandle_t handle, ftp::GemmOutputInit init, int M, int n, int k, const bf16* x, const bf16* w, Out* out,
+          float beta) {
+  ftp::gemm_x_wt(handle, M, n, k, x, k, w, k, out, n, beta, init);
 }
 
 /// The stream, timing events and cuBLAS handle of a DeviceModel. A base class, so they are released
@@ -75,6 +73,10 @@ struct Handles {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  /// How the model's GEMMs treat their outputs: ftp::default_gemm_output_init() when the model is
+  /// built, the setting its pruners also start from (the GPU tests set kZeroFirst under initcheck,
+  /// tests/cuda/initcheck_mode.cu). Read once here, not on every GEMM.
+  ftp::GemmOutputInit gemm_init_ = ftp::default_gemm_output_init().load();
 
   Handles() = default;
   Handles(const Handles&) = delete;
