@@ -26,6 +26,7 @@
 #include "ftp/host/last_queries_attention.hpp"
 #include "ftp/host/pruner.hpp"
 #include "ftp/host/reserve.hpp"
+#include "../host/runtime_skip.hpp"
 #include "gpu_guard.hpp"
 #include "test_util.cuh"
 
@@ -348,7 +349,8 @@ TEST_CASE("a failing cuBLAS call surfaces as ftp::Error carrying the cuBLAS stat
       check_fault_message(o);
     }
   } else {
-    MESSAGE("cublasCreate found memory even with the device full: no cuBLAS failure to observe here");
+    // The case's claim went unobserved: it reports itself skipped (the recovery below still runs).
+    ftp_test::skip_at_runtime("cublasCreate found memory even with the device full: no cuBLAS failure to observe here");
   }
   // The device is usable again once the memory is back: a pruner built now matches the reference.
   CHECK(cudaGetLastError() == cudaSuccess);
