@@ -14,6 +14,8 @@
 #include <fstream>
 #include <string>
 
+#include "host/runtime_skip.hpp"
+
 namespace ftp_test {
 
 inline std::string source_root() {
@@ -69,8 +71,8 @@ inline doctest::skip needs_model(const ModelFile& m) {
   return doctest::skip(!have);
 }
 
-/// The SmolLM2 model's path, or "" after a visible MESSAGE (or a failed CHECK) when the test cannot
-/// run. (Older form, kept for the SmolLM2 tests that skip from inside the case.)
+/// The SmolLM2 model's path, or "" when the test cannot run: after skip_at_runtime (the case then
+/// counts as skipped) or, for a missing FTP_MODEL_PATH file, a failed CHECK. (Older form, kept for the SmolLM2 tests that skip from inside the case.)
 inline std::string model_path_or_skip() {
   if (const char* env = std::getenv(kSmolLM2.env); env != nullptr && *env != '\0') {
     CHECK_MESSAGE(file_exists(env), kSmolLM2.env, "=", std::string(env), " does not exist");
@@ -78,7 +80,7 @@ inline std::string model_path_or_skip() {
   }
   const std::string path = default_model_path();
   if (!file_exists(path)) {
-    MESSAGE("SKIPPED (model not found at ", path, "; run scripts/fetch_model.sh or set FTP_MODEL_PATH)");
+    ftp_test::skip_at_runtime("model not found at " + path + "; run scripts/fetch_model.sh or set FTP_MODEL_PATH");
     return "";
   }
   return path;
