@@ -3,9 +3,10 @@
 // d=128, bf16). Three scorers:
 //   two-pass   the scorer computes the rows' log-sum-exp itself (a pass over the keys), then scores
 //   one-pass   the engine hands over its attention kernel's lse (AttentionView::lse): scores only
-//   select     RandomScorer (one hash per token): selection and the copy alone, by the fused
-//              radix select ("select") and by the sort path ("sorted"); the two scorers above take
-//              the pruner's automatic choice between them (SelectionPath::kAuto)
+//   select     RandomScorer (one hash per token): selection and the copy alone, by the one-CTA
+//              fused radix select ("select"), by the sort path ("sorted") and by the multi-CTA
+//              radix select ("multi"); the two scorers above take the pruner's automatic choice
+//              (SelectionPath::kAuto)
 // and two ways to time one pruned layer:
 //   isolated   events around run() on an idle GPU: includes every host launch and the host wait
 //   pipelined  the same run() queued behind 0.5 ms of other GPU work, as in a real prefill where
@@ -94,8 +95,8 @@ int main(int argc, char** argv) {
   bench::check(cudaMalloc(&lse, T_max * Hq * sizeof(float)), "cudaMalloc lse");
   std::vector<std::string> rows;
   std::printf("per pruned layer, ms (isolated | pipelined: queued behind other GPU work, as in a prefill)\n");
-  std::printf("%5s %7s | %9s %9s %9s %9s | %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass", "select",
-              "sorted", "two-pass", "one-pass", "select", "sorted", "kept");
+  std::printf("%5s %7s | %9s %9s %9s %9s %9s | %9s %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass",
+              "select", "sorted", "multi", "two-pass", "one-pass", "select", "sorted", "multi", "kept");
   for (int B : {1, 4, 16}) {
     for (int L : {1024, 4096, 8192, 16384, 32768, 65536, 131072}) {
       if (static_cast<std::size_t>(B) * L > T_max) continue;
@@ -114,18 +115,22 @@ int main(int argc, char** argv) {
                                                        ftp::SelectionPath::kFused);
       const Timing sorted = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
                                                           ftp::SelectionPath::kSorted);
-      std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L, two.isolated_ms,
-                  one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, two.pipelined_ms, one.pipelined_ms,
-                  sel.pipelined_ms, sorted.pipelined_ms, two.kept);
-      char row[768];
+      const Timing multi = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
+                                                         ftp::SelectionPath::kMultiCta);
+      std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L,
+                  two.isolated_ms, one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, multi.isolated_ms,
+                  two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.pipelined_ms, multi.pipelined_ms,
+                  two.kept);
+      char row[1024];
       std::snprintf(row, sizeof(row),
                     "{\"batch\": %d, \"seq_len\": %d, \"score_select_ms\": %.5f, \"score_select_lse_ms\": %.5f, "
                     "\"select_ms\": %.5f, \"score_ms\": %.5f, \"pipelined_score_select_ms\": %.5f, "
                     "\"pipelined_score_select_lse_ms\": %.5f, \"pipelined_select_ms\": %.5f, \"select_sorted_ms\": %.5f, "
-                    "\"pipelined_select_sorted_ms\": %.5f, \"kept_fraction\": %.4f}",
+                    "\"pipelined_select_sorted_ms\": %.5f, \"select_multi_cta_ms\": %.5f, "
+                    "\"pipelined_select_multi_cta_ms\": %.5f, \"kept_fraction\": %.4f}",
                     B, L, two.isolated_ms, one.isolated_ms, sel.isolated_ms, two.isolated_ms - sel.isolated_ms,
                     two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.isolated_ms, sorted.pipelined_ms,
-                    two.kept);
+                    multi.isolated_ms, multi.pipelined_ms, two.kept);
       rows.push_back(row);
     }
   }

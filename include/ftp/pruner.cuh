@@ -50,9 +50,10 @@ struct EventDestroy {
 
 /// How the kept tokens of a prefix rule are selected (Pruner::set_selection_path).
 enum class SelectionPath {
-  kAuto,    ///< fused radix select for batches whose longest middle is short, else the sort (default)
-  kFused,   ///< always the fused radix select (kernels/prefix_selection.cuh): one CTA per sequence
-  kSorted,  ///< always the sort, scan and compaction (reserve/sorted_selection.cuh)
+  kAuto,      ///< fused radix select for batches whose longest middle is short, else the multi-CTA one (default)
+  kFused,     ///< always the fused radix select (kernels/prefix_selection.cuh): one CTA per sequence
+  kSorted,    ///< always the sort, scan and compaction (reserve/sorted_selection.cuh)
+  kMultiCta,  ///< always the multi-CTA radix select (kernels/radix_select.cuh): tiles of every sequence
 };
 
 /// FFN token pruning for every decoder layer of a batch, on the caller's tensors and stream.
@@ -193,6 +194,9 @@ class Pruner {
     for (int b = 0; b < B; ++b) longest_middle = std::max(longest_middle, middle_segment(layout, b, config_).count());
     wide_sort_ = detail::use_wide_sort(longest_middle);
     fused_selection_fits_ = longest_middle <= detail::kLongestMiddleForFusedSelection;
+    longest_middle_ = longest_middle;
+    longest_seq_ = 0;
+    for (int b = 0; b < B; ++b) longest_seq_ = std::max(longest_seq_, layout.length(b));
     layout_ = std::move(layout);
     scorer_.plan(ScorerPlanContext{layout_, batch_, config_, shape_, buf_.scorer, stream});
     planned_ = true;
@@ -331,6 +335,11 @@ class Pruner {
         detail::select_prefix_tokens(rule, buf_.scores, batch_, buf_.selection, stream);
         return;
       }
+      if (selection_path_ == SelectionPath::kMultiCta || selection_path_ == SelectionPath::kAuto) {
+        detail::select_prefix_tokens_multi_cta(rule, buf_.scores, batch_, longest_middle_, longest_seq_,
+                                               buf_.selection, stream);
+        return;
+      }
     }
     detail::mark_kept_tokens(rule, Reserve::kNeedsMasses, wide_sort_, buf_.scores, batch_, buf_.selection, stream);
     detail::compact_kept_tokens(batch_, buf_.selection, stream);
@@ -362,6 +371,8 @@ class Pruner {
   DeviceBatch batch_;
   bool planned_ = false;
   bool wide_sort_ = false;  // how the planned batch's middle segments are sorted (sorted_selection.cuh)
+  int longest_middle_ = 0;  // tokens of the planned batch's longest middle segment and sequence: the
+  int longest_seq_ = 0;     // grid of the multi-CTA radix select
   SelectionPath selection_path_ = SelectionPath::kAuto;
   bool fused_selection_fits_ = false;  // the planned batch's middles suit the fused select (kAuto)
   LayerReport report_;

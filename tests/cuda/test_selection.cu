@@ -91,9 +91,10 @@ void check_selection(const Reserve& reserve, const HostReserve& host_reserve, co
   pruner.plan(layout.cu_seqlens.data(), B, T_, nullptr);
   const std::vector<std::uint8_t> flags = host_reserve.select(scores, layout, config);
   const std::vector<int> want = ftp::host::kept_tokens(flags);
-  // Every selection path: the fused radix select (rules with a prefix form), the sort, and the
-  // automatic choice between them.
-  for (const ftp::SelectionPath path : {ftp::SelectionPath::kFused, ftp::SelectionPath::kSorted, ftp::SelectionPath::kAuto}) {
+  // Every selection path: the one-CTA and the multi-CTA radix selects (rules with a prefix form),
+  // the sort, and the automatic choice between them.
+  for (const ftp::SelectionPath path : {ftp::SelectionPath::kFused, ftp::SelectionPath::kSorted,
+                                        ftp::SelectionPath::kMultiCta, ftp::SelectionPath::kAuto}) {
     CAPTURE(static_cast<int>(path));
     pruner.set_selection_path(path);
     cuda_ok(cudaMemset(const_cast<int*>(pruner.kept_token_indices()), 0xFF, sizeof(int) * std::max(T_, 1)),
@@ -151,6 +152,13 @@ TEST_CASE("CumulativeEta on the GPU selects exactly the host reference's tokens"
     }
     check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {scaled(32768)}, Scores::PowerLaw, ++seed);
     check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, config, {scaled(20000), scaled(9000), scaled(3768)}, Scores::Ties, ++seed);
+  }
+  // Many tiles per sequence for the multi-CTA select (2048 tokens a tile), beside short sequences.
+  const ftp::Config paper(100, 50, 0, 0.95);
+  for (Scores kind : {Scores::PowerLaw, Scores::Ties, Scores::WithInvalid, Scores::AllZero}) {
+    check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, paper, {scaled(131072)}, kind, ++seed);
+    check_selection(ftp::CumulativeEta{}, ftp::host::CumulativeEta{}, paper, {scaled(70001), 0, 151, scaled(40960), 1},
+                    kind, ++seed);
   }
 }
 

@@ -29,7 +29,9 @@ namespace detail {
 /// The fused select runs one CTA per sequence; it beats the sort's dozen launches on short
 /// sequences and loses on long ones. Measured on an H200 (bench/overhead.cu, CumulativeEta, B = 1):
 /// fused / sorted 0.037 / 0.080 ms at 1k tokens, 0.063 / 0.088 at 4k, 0.099 / 0.098 at 8k, 0.33 / 0.11
-/// at 32k. SelectionPath::kAuto takes the fused select up to this longest middle segment.
+/// at 32k. SelectionPath::kAuto takes the fused select up to this longest middle segment and the
+/// multi-CTA radix select (select_prefix_tokens_multi_cta) beyond it, where one CTA per sequence
+/// leaves the GPU idle and the sort pays for five latency-bound passes.
 constexpr int kLongestMiddleForFusedSelection = 6144;
 
 /// Kept token indices (ascending) into buf.kept_tokens and the counts, total and invalid flags into
@@ -54,6 +56,45 @@ void select_prefix_tokens(const Rule& rule, const float* d_scores, const DeviceB
         batch, buf.values, buf.kept_tokens, buf.kept_counts);
     FTP_CUDA_CHECK_LAUNCH();
   }
+}
+
+/// The same selection as select_prefix_tokens by the multi-CTA radix select
+/// (kernels/radix_select.cuh): seven launches and a memset, each spread over tiles of every
+/// sequence, for batches with long middles. `longest_middle` and `longest_seq` (tokens) size the grid.
+template <class Rule>
+void select_prefix_tokens_multi_cta(const Rule& rule, const float* d_scores, const DeviceBatch& batch, int longest_middle,
+                                    int longest_seq, SelectionBuffers& buf, cudaStream_t stream) {
+  namespace rs = kernels::radix_select;
+  const int T = batch.num_tokens, B = batch.num_seqs;
+  if (T == 0 || B == 0) {
+    FTP_CUDA_CHECK(cudaMemsetAsync(buf.kept_counts, 0, sizeof(int) * (2 * B + 1), stream));
+    return;
+  }
+  FTP_CUDA_CHECK(cudaMemsetAsync(buf.radix_state, 0, sizeof(rs::RadixSelectState) * B, stream));
+  const dim3 pass_grid(static_cast<unsigned>(rs::tiles_of(longest_middle)), static_cast<unsigned>(B));
+  const dim3 emit_grid(static_cast<unsigned>(rs::tiles_of(longest_seq)), static_cast<unsigned>(B));
+  constexpr PrefixForm kForm = Rule::kPrefixForm;
+  kernels::radix_select_stats_kernel<<<pass_grid, rs::kThreads, 0, stream>>>(d_scores, batch, buf.radix_state);
+  FTP_CUDA_CHECK_LAUNCH();
+  kernels::radix_select_pass_kernel<Rule, kForm, 24><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
+                                                                                             buf.radix_state);
+  FTP_CUDA_CHECK_LAUNCH();
+  kernels::radix_select_pass_kernel<Rule, kForm, 16><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
+                                                                                             buf.radix_state);
+  FTP_CUDA_CHECK_LAUNCH();
+  kernels::radix_select_pass_kernel<Rule, kForm, 8><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
+                                                                                            buf.radix_state);
+  FTP_CUDA_CHECK_LAUNCH();
+  kernels::radix_select_pass_kernel<Rule, kForm, 0><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
+                                                                                            buf.radix_state);
+  FTP_CUDA_CHECK_LAUNCH();
+  kernels::radix_select_count_kernel<<<emit_grid, rs::kThreads, 0, stream>>>(d_scores, batch, buf.radix_state,
+                                                                             buf.radix_tile_counts);
+  FTP_CUDA_CHECK_LAUNCH();
+  kernels::radix_select_emit_kernel<<<emit_grid, rs::kThreads, 0, stream>>>(d_scores, batch, buf.radix_state,
+                                                                            buf.radix_tile_counts, buf.kept_tokens,
+                                                                            buf.kept_counts);
+  FTP_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace detail

@@ -23,6 +23,7 @@
 
 #include "ftp/cuda_check.hpp"
 #include "ftp/device_batch.hpp"
+#include "ftp/kernels/radix_select.cuh"
 #include "ftp/kernels/selection.cuh"
 #include "ftp/workspace.hpp"
 
@@ -41,6 +42,8 @@ struct SelectionBuffers {
   std::uint8_t* flags = nullptr;         // [T] 1 = token runs the FFN
   int* kept_tokens = nullptr;            // [T] ascending packed indices of kept tokens
   int* kept_counts = nullptr;            // [2B+1]: per-sequence counts, the total, then invalid[B]
+  kernels::radix_select::RadixSelectState* radix_state = nullptr;  // [B] the multi-CTA select's state
+  int* radix_tile_counts = nullptr;      // [2 x B x tiles of the longest sequence] its emission tiles
   void* cub_temp = nullptr;
   std::size_t cub_temp_bytes = 0;
 
@@ -82,6 +85,9 @@ struct SelectionBuffers {
     flags = carver.take<std::uint8_t>(t, "selection.flags");
     kept_tokens = carver.take<int>(t, "selection.kept_tokens");
     kept_counts = carver.take<int>(2 * b + 1, "selection.kept_counts");  // one D2H copy per layer
+    radix_state = carver.take<kernels::radix_select::RadixSelectState>(b, "selection.radix_state");
+    radix_tile_counts = carver.take<int>(2 * b * static_cast<std::size_t>(kernels::radix_select::tiles_of(max_tokens)),
+                                         "selection.radix_tile_counts");
     cub_temp_bytes = cub_bytes(max_tokens, max_seqs);
     cub_temp = carver.take<std::uint8_t>(cub_temp_bytes, "selection.cub_temp");
   }
