@@ -5,7 +5,10 @@
 // SmolLM2 (Hq = 9, Hkv = 3, d = 64) -- and each L = 1k .. 32k (one sequence): checks the sm90 output
 // against the FA2 output (relative error printed), then times both kernels with CUDA events
 // (warm-up, median) and reports TFLOP/s with the causal FLOP count 4 * L^2 * d * Hq / 2. The sm90
-// columns are skipped (null in the JSON) where attention_prefill_sm90_available() is false.
+// columns are skipped (null in the JSON) where attention_prefill_sm90_available() is false. With a
+// build that has cuDNN (FTP_WITH_CUDNN) and libcudnn.so.9 loadable, cuDNN's fused flash attention
+// (llama3::CudnnAttention, the runner's AttentionKernel::Cudnn; graph built outside the timing) is a
+// third row per L: "cudnn_*" fields in the JSON, null where it does not run.
 //
 // Build: part of the CMake build (ftp_bench_attention; cmake/ftp_sm90a.cmake adds the sm_90a code), or
 //        nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -I examples bench/attention_kernel.cu -o attention_kernel
@@ -16,12 +19,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "common.cuh"
 #include "llama3/kernels/attention_prefill.cuh"
+#include "llama3/cudnn_attention.hpp"
 #include "llama3/kernels/attention_prefill_sm90.cuh"
 
 namespace {
@@ -35,6 +40,7 @@ struct Shape {
 };
 constexpr Shape kLlama{"llama3-8b", 32, 8, 128};
 constexpr Shape kSmol{"smollm2", 9, 3, 64};
+constexpr Shape kQwen{"qwen2.5-1.5b", 12, 2, 128};
 constexpr int kLengths[] = {1024, 2048, 4096, 8192, 16384, 32768};
 
 /// The FA2 launcher in the argument order of the sm90 one (lse after out).
@@ -141,7 +147,38 @@ struct Result {
   double sm90_ms, sm90_tflops;
   double sm90_vs_fa2;        // ||sm90 - fa2|| / ||fa2||
   std::size_t sm90_nonfinite;
+  bool cudnn;                // cudnn columns valid
+  double cudnn_ms, cudnn_tflops, cudnn_vs_fa2;
+  std::size_t cudnn_nonfinite;
 };
+
+#if defined(FTP_HAVE_CUDNN)
+std::unique_ptr<llama3::CudnnAttention>& cudnn_attention() {
+  static std::unique_ptr<llama3::CudnnAttention> attn;
+  return attn;
+}
+#endif
+
+/// cuDNN's output (into out_sm90) and its timing, when this build and process have it.
+void measure_cudnn(Buffers& b, Result& r, double flops, int iters) {
+#if defined(FTP_HAVE_CUDNN)
+  auto& attn = cudnn_attention();
+  if (!attn) return;
+  const Shape s = b.s;
+  const auto run = [&] { attn->run(b.q, s.Hq * s.D, b.k, b.v, s.Hkv * s.D, b.out_sm90, b.lse, b.L, s.Hq, s.Hkv, s.D, nullptr); };
+  LLAMA3_CUDA_CHECK(cudaMemset(b.out_sm90, 0xFF, b.out_elems() * sizeof(bf16)));
+  b.run_fa2();
+  run();  // builds the graph of this shape (outside the timing)
+  LLAMA3_CUDA_CHECK(cudaDeviceSynchronize());
+  r.cudnn_vs_fa2 = rel_error(download_bf16(b.out_sm90, b.out_elems()), download_bf16(b.out, b.out_elems()),
+                             &r.cudnn_nonfinite);
+  r.cudnn_ms = bench::median_ms(run, nullptr, 3, iters);
+  r.cudnn_tflops = flops / (r.cudnn_ms * 1e-3) / 1e12;
+  r.cudnn = true;
+#else
+  (void)b; (void)r; (void)flops; (void)iters;
+#endif
+}
 
 Result measure(Shape s, int L, int iters, bool sm90) {
   Buffers b(s, L);
@@ -163,18 +200,26 @@ Result measure(Shape s, int L, int iters, bool sm90) {
     r.sm90_ms = bench::median_ms([&] { b.run_sm90(); }, nullptr, 3, iters);
     r.sm90_tflops = flops / (r.sm90_ms * 1e-3) / 1e12;
   }
+  measure_cudnn(b, r, flops, iters);
   return r;
 }
 
 void json_result(FILE* f, const Result& r, bool last) {
+  if (r.cudnn) {
+    std::fprintf(f, "{\"cudnn_median_ms\": %.6f, \"cudnn_tflops\": %.3f, \"cudnn_rel_error_vs_fa2\": %.6e, "
+                 "\"cudnn_nonfinite\": %zu, ", r.cudnn_ms, r.cudnn_tflops, r.cudnn_vs_fa2, r.cudnn_nonfinite);
+  } else {
+    std::fprintf(f, "{\"cudnn_median_ms\": null, \"cudnn_tflops\": null, \"cudnn_rel_error_vs_fa2\": null, "
+                 "\"cudnn_nonfinite\": null, ");
+  }
   if (r.sm90) {
     std::fprintf(f,
-                 "{\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f, \"sm90_median_ms\": %.6f, \"sm90_tflops\": %.3f, "
+                 "\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f, \"sm90_median_ms\": %.6f, \"sm90_tflops\": %.3f, "
                  "\"sm90_rel_error_vs_fa2\": %.6e, \"sm90_nonfinite\": %zu}%s\n",
                  r.L, r.fa2_ms, r.fa2_tflops, r.sm90_ms, r.sm90_tflops, r.sm90_vs_fa2, r.sm90_nonfinite, last ? "" : ",");
   } else {
     std::fprintf(f,
-                 "{\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f, \"sm90_median_ms\": null, \"sm90_tflops\": null, "
+                 "\"L\": %d, \"median_ms\": %.6f, \"tflops\": %.3f, \"sm90_median_ms\": null, \"sm90_tflops\": null, "
                  "\"sm90_rel_error_vs_fa2\": null, \"sm90_nonfinite\": null}%s\n",
                  r.L, r.fa2_ms, r.fa2_tflops, last ? "" : ",");
   }
@@ -199,6 +244,16 @@ int main(int argc, char** argv) {
     std::printf("device: %s (%d SMs, sm_%d%d)\n", prop.name, prop.multiProcessorCount, prop.major, prop.minor);
     const bool sm90 = lk::attention_prefill_sm90_available();
     std::printf("wgmma (sm90) kernel: %s\n", sm90 ? "available" : "NOT available (needs an sm_90a build on a cc 9.0 GPU)");
+#if defined(FTP_HAVE_CUDNN)
+    if (llama3::CudnnAttention::available()) {
+      cudnn_attention() = std::make_unique<llama3::CudnnAttention>();
+      std::printf("cuDNN fused attention: available\n");
+    } else {
+      std::printf("cuDNN fused attention: NOT available (%s)\n", llama3::CudnnAttention::unavailable_reason().c_str());
+    }
+#else
+    std::printf("cuDNN fused attention: not built (FTP_WITH_CUDNN)\n");
+#endif
 
     constexpr int kValidateL = 1024;
     const Validation val = validate(kValidateL, sm90);
@@ -211,7 +266,7 @@ int main(int argc, char** argv) {
                   kLlama.Hq, kLlama.Hkv, kLlama.D, val.sm90_err, val.sm90_nonfinite, sm90_ok ? "OK" : "FAILED");
     if (!fa2_ok || !sm90_ok) return 1;
 
-    const Shape shapes[] = {kLlama, kSmol};
+    const Shape shapes[] = {kLlama, kSmol, kQwen};
     std::vector<std::vector<Result>> results;
     bool all_ok = true;
     for (const Shape& s : shapes) {
@@ -228,6 +283,12 @@ int main(int argc, char** argv) {
                       r.sm90_tflops, r.fa2_ms / r.sm90_ms, r.sm90_vs_fa2, ok ? "" : " FAILED");
         } else {
           std::printf("%8d %10.3f %9.1f %10s %9s %9s %12s\n", L, r.fa2_ms, r.fa2_tflops, "-", "-", "-", "-");
+        }
+        if (r.cudnn) {
+          const bool ok = r.cudnn_vs_fa2 < 1e-2 && r.cudnn_nonfinite == 0;
+          all_ok = all_ok && ok;
+          std::printf("%8s %10s %9s %10.3f %9.1f %9.2f %12.3e%s  (cudnn)\n", "", "", "", r.cudnn_ms, r.cudnn_tflops,
+                      r.fa2_ms / r.cudnn_ms, r.cudnn_vs_fa2, ok ? "" : " FAILED");
         }
       }
     }

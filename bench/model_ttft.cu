@@ -12,6 +12,10 @@
 // Usage: ftp_bench_model_ttft -m model.gguf [--json out.json] [--lengths 4096,8192,16384,32768]
 //                             [--repeats 5] [--text FILE]...   (default text: Debian's license texts
 //                             and the Python standard library's own sources, sorted by name)
+//                             [--attention LIST]   prefill attention kernels to time, in one process,
+//                             e.g. wgmma,cudnn (default: the model's default kernel); each row of the
+//                             table and of the JSON names its kernel ("attention"). A kernel that is
+//                             unavailable here (cudnn without cuDNN) is reported on stderr and left out.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -169,39 +173,64 @@ int main(int argc, char** argv) {
       const llama3::HostWeights weights = llama3::HostWeights::load(gguf, config);
       model = std::make_unique<llama3::DeviceModel>(config, weights, max_len, paper);
     }
+    std::vector<llama3::AttentionKernel> kernels;
+    const std::string attention_list = bench::arg_value(argc, argv, "--attention");
+    if (attention_list.empty()) {
+      kernels.push_back(model->attention_kernel());
+    } else {
+      std::stringstream names(attention_list);
+      for (std::string name; std::getline(names, name, ',');) {
+        llama3::AttentionKernel k;
+        if (!llama3::parse_attention_kernel(name, k)) {
+          throw std::runtime_error("--attention: '" + name + "' is none of wgmma, fa2, cudnn");
+        }
+        try {
+          model->set_attention_kernel(k);
+          kernels.push_back(k);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "attention kernel %s left out: %s\n", name.c_str(), e.what());
+        }
+      }
+      if (kernels.empty()) throw std::runtime_error("--attention: none of the kernels asked for is available");
+    }
     struct Variant {
       std::string name;
       double eta;  // 1: dense
     };
     const std::vector<Variant> variants = {{"dense", 1.0}, {"ftp", paper.eta()}, {"ftp", other_eta}};
     std::vector<std::string> rows;
-    std::printf("%7s %-5s %5s %9s %8s %8s | %8s %8s %8s %8s %8s\n", "tokens", "mode", "eta", "TTFT ms", "speedup",
-                "kept", "proj", "attn", "score", "select", "FFN");
+    std::printf("%7s %-5s %-5s %5s %9s %8s %8s | %8s %8s %8s %8s %8s\n", "tokens", "attn", "mode", "eta", "TTFT ms",
+                "speedup", "kept", "proj", "attn", "score", "select", "FFN");
     for (int L : usable) {
       Tokens prompt = frame.prefix;
       prompt.insert(prompt.end(), doc.begin(), doc.begin() + (L - overhead));
       prompt.insert(prompt.end(), frame.suffix.begin(), frame.suffix.end());
-      float dense_ms = 0;
-      for (const Variant& v : variants) {
-        const bool ftp_on = v.eta < 1.0;
-        if (ftp_on) model->set_ftp_config(ftp::Config(paper.initial_tokens(), paper.last_queries(), paper.full_layers(), v.eta));
-        model->set_stage_timing(false);
-        model->prefill(prompt, ftp_on);  // warm-up
-        const float ttft = median_ttft(repeats, [&] { return model->prefill(prompt, ftp_on); });
-        model->set_stage_timing(true);
-        const llama3::PrefillResult profiled = model->prefill(prompt, ftp_on);
-        model->set_stage_timing(false);
-        if (!ftp_on) dense_ms = ttft;
-        const llama3::StageTimes& s = profiled.stages;
-        std::printf("%7d %-5s %5.2f %9.2f %8.3f %8.3f | %8.2f %8.2f %8.2f %8.2f %8.2f\n", L, v.name.c_str(),
-                    ftp_on ? v.eta : 1.0, ttft, dense_ms / ttft, profiled.mean_kept_fraction(), s.projections_ms,
-                    s.attention_ms, s.scoring_ms, s.selection_ms, s.ffn_ms);
-        std::fflush(stdout);
-        rows.push_back("{\"tokens\": " + std::to_string(L) + ", \"mode\": \"" + v.name + "\", \"eta\": " +
-                       json_number(ftp_on ? v.eta : 1.0) + ", \"ttft_ms\": " + json_number(ttft) +
-                       ", \"speedup_vs_dense\": " + json_number(dense_ms / ttft) + ", \"repeats\": " +
-                       std::to_string(repeats) + ", \"mean_kept_fraction\": " + json_number(profiled.mean_kept_fraction()) +
-                       ", \"kept_fraction\": " + kept_json(profiled) + ", \"stages\": " + stages_json(s) + "}");
+      for (const llama3::AttentionKernel kernel : kernels) {
+        model->set_attention_kernel(kernel);
+        const char* kernel_name = llama3::attention_kernel_name(kernel);
+        float dense_ms = 0;  // speedups are against dense prefill with the same attention kernel
+        for (const Variant& v : variants) {
+          const bool ftp_on = v.eta < 1.0;
+          if (ftp_on) model->set_ftp_config(ftp::Config(paper.initial_tokens(), paper.last_queries(), paper.full_layers(), v.eta));
+          model->set_stage_timing(false);
+          model->prefill(prompt, ftp_on);  // warm-up
+          const float ttft = median_ttft(repeats, [&] { return model->prefill(prompt, ftp_on); });
+          model->set_stage_timing(true);
+          const llama3::PrefillResult profiled = model->prefill(prompt, ftp_on);
+          model->set_stage_timing(false);
+          if (!ftp_on) dense_ms = ttft;
+          const llama3::StageTimes& s = profiled.stages;
+          std::printf("%7d %-5s %-5s %5.2f %9.2f %8.3f %8.3f | %8.2f %8.2f %8.2f %8.2f %8.2f\n", L, kernel_name,
+                      v.name.c_str(), ftp_on ? v.eta : 1.0, ttft, dense_ms / ttft, profiled.mean_kept_fraction(), s.projections_ms,
+                      s.attention_ms, s.scoring_ms, s.selection_ms, s.ffn_ms);
+          std::fflush(stdout);
+          rows.push_back("{\"tokens\": " + std::to_string(L) + ", \"attention\": \"" + kernel_name +
+                         "\", \"mode\": \"" + v.name + "\", \"eta\": " +
+                         json_number(ftp_on ? v.eta : 1.0) + ", \"ttft_ms\": " + json_number(ttft) +
+                         ", \"speedup_vs_dense\": " + json_number(dense_ms / ttft) + ", \"repeats\": " +
+                         std::to_string(repeats) + ", \"mean_kept_fraction\": " + json_number(profiled.mean_kept_fraction()) +
+                         ", \"kept_fraction\": " + kept_json(profiled) + ", \"stages\": " + stages_json(s) + "}");
+        }
       }
     }
     bench::write_json(json, "model_ttft " + config.architecture + " " + std::filesystem::path(model_path).filename().string(),

@@ -40,6 +40,7 @@
 #include "ftp/reserve/keep_all.cuh"
 #include "ftp/workspace.hpp"
 #include "llama3/bf16.hpp"
+#include "llama3/cudnn_attention.hpp"
 #include "llama3/cpu_reference.hpp"
 #include "llama3/host_weights.hpp"
 #include "llama3/kernels/attention_decode.cuh"
@@ -214,12 +215,37 @@ class DeviceModel : private model_detail::Handles {
   void set_stage_timing(bool on) { clock_.enable(on, layers()); }
 
   /// The prefill attention kernel: Wgmma (Hopper, sm_90a) where the device and the build have it,
-  /// else Fa2 (mma.sync, any sm_80+ GPU). Both compute the same function (tested against each other).
+  /// else Fa2 (mma.sync, any sm_80+ GPU); Cudnn (cuDNN's fused flash attention) only when chosen.
+  /// All compute the same function, row lse included (tested against each other).
   AttentionKernel attention_kernel() const { return attention_kernel_; }
-  /// Chooses the prefill attention kernel; Wgmma where it is not available throws.
+  /// Chooses the prefill attention kernel. Throws std::runtime_error for Wgmma where it is not
+  /// available, and for Cudnn when the build has no cuDNN (FTP_WITH_CUDNN), libcudnn.so.9 does not
+  /// load, or cuDNN has no engine for this model's heads and head size (checked on a short prompt;
+  /// a prompt length cuDNN then refuses throws from the prefill).
   void set_attention_kernel(AttentionKernel kernel) {
     if (kernel == AttentionKernel::Wgmma && !kernels::attention_prefill_sm90_available()) {
       throw std::runtime_error("set_attention_kernel: the wgmma kernel needs an sm_90 GPU and a build with sm_90a code");
+    }
+    if (kernel == AttentionKernel::Cudnn) {
+#if defined(FTP_HAVE_CUDNN)
+      if (!CudnnAttention::available()) {
+        throw std::runtime_error("set_attention_kernel: cuDNN unavailable: " + CudnnAttention::unavailable_reason());
+      }
+      if (!cudnn_) {
+        auto attn = std::make_unique<CudnnAttention>();
+        const int probe_tokens = std::min(max_tokens_, 128);
+        try {
+          attn->prepare(probe_tokens, q_heads(), kv_heads(), head_dim(), qkv_dim(), qkv_dim());
+        } catch (const std::exception& e) {
+          throw std::runtime_error(std::string("set_attention_kernel: ") + e.what());
+        }
+        cudnn_ = std::move(attn);
+      }
+#else
+      throw std::runtime_error(
+          "set_attention_kernel: this build has no cuDNN attention (configure with FTP_WITH_CUDNN=AUTO/ON, cudnn.h "
+          "and the cudnn-frontend headers of scripts/fetch_cudnn_frontend.sh)");
+#endif
     }
     attention_kernel_ = kernel;
   }
@@ -598,6 +624,12 @@ class DeviceModel : private model_detail::Handles {
   template <int D>
   void attention_prefill_d(const bf16* q, const bf16* k, const bf16* v, int T) {
     const int QKV = qkv_dim();
+#if defined(FTP_HAVE_CUDNN)
+    if (attention_kernel_ == AttentionKernel::Cudnn) {
+      cudnn_->run(q, QKV, k, v, QKV, a_.attn, a_.attn_lse, T, q_heads(), kv_heads(), D, stream_);
+      return;
+    }
+#endif
     if (attention_kernel_ == AttentionKernel::Wgmma) {
       kernels::launch_attention_prefill_sm90<D>(q, QKV, k, QKV, v, QKV, a_.attn, a_.attn_lse, a_.cu_seqlens, 1, T,
                                                 q_heads(), kv_heads(), stream_);
@@ -693,6 +725,9 @@ class DeviceModel : private model_detail::Handles {
   bool reuse_attention_lse_ = true;
   AttentionKernel attention_kernel_ =
       kernels::attention_prefill_sm90_available() ? AttentionKernel::Wgmma : AttentionKernel::Fa2;
+#if defined(FTP_HAVE_CUDNN)
+  std::unique_ptr<CudnnAttention> cudnn_;  // handle, graphs per prompt length, workspace (AttentionKernel::Cudnn)
+#endif
   StageClock clock_;       // stage timing (off unless set_stage_timing(true)); before the pruners,
   int clock_layer_ = -1;   // which hold pointers to it; the layer being timed, -1 for none
   std::unique_ptr<DensePruner> dense_pruner_;

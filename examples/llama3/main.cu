@@ -58,6 +58,7 @@ struct Args {
   bool warmup = true;
   bool eta_given = false;  // without --eta the architecture's paper default applies
   bool profile = false;
+  std::string attention;  // "", fa2, wgmma or cudnn: the prefill attention kernel ("" = the default)
 };
 
 void usage(std::FILE* out) {
@@ -82,6 +83,9 @@ void usage(std::FILE* out) {
                "  --no-warmup         skip the untimed warm-up prefill\n"
                "  --profile           time every prefill's stages (projections, attention, scoring,\n"
                "                      selection, FFN) with CUDA events\n"
+               "  --attention K       prefill attention kernel: wgmma (default on sm_90), fa2 (default\n"
+               "                      elsewhere) or cudnn (cuDNN fused attention; a build with\n"
+               "                      FTP_WITH_CUDNN and libcudnn.so.9 on LD_LIBRARY_PATH)\n"
                "  --json              machine-readable summary on stdout\n"
                "  -h, --help          this text\n",
                kDefaultModel, kDefaultPrompt);
@@ -143,6 +147,11 @@ bool parse_args(int argc, char** argv, Args& a) {
     else if (flag == "--compare") a.compare = true;
     else if (flag == "--no-warmup") a.warmup = false;
     else if (flag == "--profile") a.profile = true;
+    else if (flag == "--attention") {
+      a.attention = value();
+      llama3::AttentionKernel k;
+      if (!llama3::parse_attention_kernel(a.attention, k)) throw ArgError("--attention expects wgmma, fa2 or cudnn, got '" + a.attention + "'");
+    }
     else throw ArgError("unknown option '" + flag + "' (see --help)");
   }
   if (!a.prompt.empty() && !a.prompt_file.empty()) throw ArgError("give either -p or -f, not both");
@@ -322,6 +331,12 @@ int run(Args args) {
   std::fprintf(stderr, "loaded in %.2f s: %.0f MiB of bf16 weights on the GPU, KV cache for %d tokens\n", load_s,
                model->weight_bytes() / 1048576.0, max_tokens);
   model->set_stage_timing(args.profile);
+  if (!args.attention.empty()) {
+    llama3::AttentionKernel k;
+    llama3::parse_attention_kernel(args.attention, k);
+    model->set_attention_kernel(k);  // throws (with the reason) where that kernel is unavailable
+  }
+  std::fprintf(stderr, "prefill attention: %s\n", llama3::attention_kernel_name(model->attention_kernel()));
   const ftp::Config& fc = args.ftp_config;
   std::fprintf(stderr, "FTP: P=%d N=%d F=%d eta=%.3g\n", fc.initial_tokens(), fc.last_queries(), fc.full_layers(),
                fc.eta());

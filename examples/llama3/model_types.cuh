@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "llama3/stage_timing.cuh"
@@ -17,8 +18,32 @@ struct Sampling {
   float u = 0.0f;
 };
 
-/// Prefill attention kernels of the runner (see DeviceModel::set_attention_kernel).
-enum class AttentionKernel { Fa2, Wgmma };
+/// Prefill attention kernels of the runner (see DeviceModel::set_attention_kernel). Wgmma is the
+/// default where it runs (else Fa2); Cudnn (cuDNN's fused flash attention, a build with
+/// FTP_WITH_CUDNN and libcudnn.so.9 at run time) only when asked for: which one is fastest is for
+/// the measurements (bench/model_ttft --attention LIST, bench/attention_kernel) to decide.
+enum class AttentionKernel { Fa2, Wgmma, Cudnn };
+
+/// "fa2", "wgmma", "cudnn": the names the CLI flags take and the benchmarks print.
+inline const char* attention_kernel_name(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::Fa2: return "fa2";
+    case AttentionKernel::Wgmma: return "wgmma";
+    case AttentionKernel::Cudnn: return "cudnn";
+  }
+  return "?";
+}
+
+/// The kernel of a name as attention_kernel_name() gives it; false when the name is none of them.
+inline bool parse_attention_kernel(const std::string& name, AttentionKernel& out) {
+  for (AttentionKernel k : {AttentionKernel::Fa2, AttentionKernel::Wgmma, AttentionKernel::Cudnn}) {
+    if (name == attention_kernel_name(k)) {
+      out = k;
+      return true;
+    }
+  }
+  return false;
+}
 
 /// What one prefill did.
 struct PrefillResult {
