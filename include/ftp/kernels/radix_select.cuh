@@ -17,6 +17,8 @@
 // Every sum is an integer sum, so the cut is exact and identical to the host reference's whatever
 // order the atomics land in.
 #pragma once
+// The non-template kernels are `static __global__`, as in kernels/selection.cuh: one copy per
+// translation unit, so that a header-only library links from several .cu files.
 
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
@@ -65,7 +67,7 @@ struct MaxOp {
 }  // namespace radix_select
 
 /// 1. Validity and the largest middle score of each sequence.
-__global__ void __launch_bounds__(radix_select::kThreads) radix_select_stats_kernel(const float* scores,
+static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_stats_kernel(const float* scores,
                                                                                    DeviceBatch batch,
                                                                                    radix_select::RadixSelectState* st) {
   using namespace radix_select;
@@ -263,7 +265,7 @@ __device__ inline int classify(const float* scores, int first, int start, int st
 
 /// 3. Per emission tile of the whole sequence: tokens kept outright and ties at the cut.
 /// tile_counts[2 * (b * tiles + x)] = kept outright, [.. + 1] = ties (tiles = gridDim.x).
-__global__ void __launch_bounds__(radix_select::kThreads) radix_select_count_kernel(
+static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_count_kernel(
     const float* scores, DeviceBatch batch, const radix_select::RadixSelectState* state, int* tile_counts) {
   using namespace radix_select;
   using BlockReduce = cub::BlockReduce<int, kThreads>;
@@ -292,7 +294,7 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_count_ker
 /// 4. Ordered emission: the kept token indices, ascending and packed over the batch, into kept;
 /// counts[b] = kept in sequence b, counts[B] = the total, counts[B + 1 + b] = 1 if b had an
 /// invalid middle score.
-__global__ void __launch_bounds__(radix_select::kThreads) radix_select_emit_kernel(
+static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_emit_kernel(
     const float* scores, DeviceBatch batch, const radix_select::RadixSelectState* state, const int* tile_counts,
     int* kept, int* counts) {
   using namespace radix_select;
