@@ -105,6 +105,9 @@ struct CudnnAttention::Impl {
   std::size_t workspace_bytes = 0;
   float* scratch = nullptr;        // [Hq, T] Stats of a graph with lse_direct false
   std::size_t scratch_floats = 0;
+  // The pointers execute() binds, kept across calls: its five keys are inserted once, so a prefill
+  // layer only overwrites values instead of allocating a new map.
+  std::unordered_map<std::int64_t, void*> variant_pack;
   bool last_lse_direct = true;
 
   ~Impl() {
@@ -206,6 +209,15 @@ struct CudnnAttention::Impl {
   }
 };
 
+namespace {
+void check_heads(int Hq, int Hkv) {
+  if (Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0) {
+    throw std::invalid_argument("CudnnAttention: Hq (" + std::to_string(Hq) + ") must be a positive multiple of Hkv (" +
+                                std::to_string(Hkv) + ")");
+  }
+}
+}  // namespace
+
 CudnnAttention::CudnnAttention() {
   if (!available()) throw std::runtime_error("CudnnAttention: cuDNN unavailable: " + unavailable_reason());
   auto impl = std::make_unique<Impl>();
@@ -221,10 +233,7 @@ CudnnAttention::~CudnnAttention() = default;
 
 void CudnnAttention::prepare(int T, int Hq, int Hkv, int D, std::int64_t q_row_stride, std::int64_t kv_row_stride) {
   if (T <= 0) return;
-  if (Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0) {
-    throw std::invalid_argument("CudnnAttention: Hq (" + std::to_string(Hq) + ") must be a positive multiple of Hkv (" +
-                                std::to_string(Hkv) + ")");
-  }
+  check_heads(Hq, Hkv);
   impl_->entry({T, Hq, Hkv, D, q_row_stride, kv_row_stride});
 }
 
@@ -232,9 +241,9 @@ void CudnnAttention::run(const __nv_bfloat16* q, std::int64_t q_row_stride, cons
                          const __nv_bfloat16* v, std::int64_t kv_row_stride, __nv_bfloat16* out, float* lse, int T,
                          int Hq, int Hkv, int D, cudaStream_t stream) {
   if (T <= 0) return;
-  prepare(T, Hq, Hkv, D, q_row_stride, kv_row_stride);
+  check_heads(Hq, Hkv);
   Impl& im = *impl_;
-  const Impl::Entry& en = im.graphs.at({T, Hq, Hkv, D, q_row_stride, kv_row_stride});
+  const Impl::Entry& en = im.entry({T, Hq, Hkv, D, q_row_stride, kv_row_stride});  // one lookup; built on first use
   const cudnnStatus_t st = fe::detail::set_stream(im.handle, stream);
   if (st != CUDNN_STATUS_SUCCESS) {
     throw std::runtime_error(std::string("CudnnAttention: cudnnSetStream failed: ") + fe::detail::get_error_string(st));
@@ -249,9 +258,12 @@ void CudnnAttention::run(const __nv_bfloat16* q, std::int64_t q_row_stride, cons
     im.scratch_floats = bytes / sizeof(float);
     stats = im.scratch;
   }
-  std::unordered_map<std::int64_t, void*> pack = {
-      {kUidQ, const_cast<__nv_bfloat16*>(q)}, {kUidK, const_cast<__nv_bfloat16*>(k)},
-      {kUidV, const_cast<__nv_bfloat16*>(v)}, {kUidO, out}, {kUidStats, stats}};
+  std::unordered_map<std::int64_t, void*>& pack = im.variant_pack;
+  pack[kUidQ] = const_cast<__nv_bfloat16*>(q);
+  pack[kUidK] = const_cast<__nv_bfloat16*>(k);
+  pack[kUidV] = const_cast<__nv_bfloat16*>(v);
+  pack[kUidO] = out;
+  pack[kUidStats] = stats;
   fe::error_t e = en.graph->execute(im.handle, pack, im.workspace);
   if (e.is_bad()) {
     throw std::runtime_error("CudnnAttention: execute failed for " +
