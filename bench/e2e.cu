@@ -3,8 +3,9 @@
 // CumulativeEta (eta=0.9, F=10, P=100, N=50), and FTP with TopRatio 0.6 / 0.4, which stand in for
 // the attention concentration of trained models (random weights give nearly uniform attention).
 // Every FFN runs through ftp::Pruner (KeepAll for dense). Attention: the runner's default kernel
-// (wgmma on Hopper), and for comparison one dense prefill with the FA2 (mma.sync) kernel. Median of 3 CUDA-event TTFTs after a
-// warm-up of each variant. Memory per length, as bench/long_context.cu reports it: the FTP pruner's
+// (wgmma on Hopper), and for comparison one dense prefill with the FA2 (mma.sync) kernel and, in a
+// build with cuDNN, dense and keep 0.4 with cuDNN's fused attention ("*_cudnn_attention" rows).
+// Median of 3 CUDA-event TTFTs after a warm-up of each variant. Memory per length, as bench/long_context.cu reports it: the FTP pruner's
 // workspace for a batch of that many tokens ("pruner_workspace_bytes": the library's size query,
 // through DeviceModel's own pruner type and shape) and the device memory in use after that length's
 // runs ("device_used_bytes" = cudaMemGetInfo total - free: the model sized once for --max-tokens,
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -105,6 +107,22 @@ int main(int argc, char** argv) {
     const auto eta = median_prefill([&] { return model.prefill(tokens, true); });
     const auto r06 = median_prefill([&] { return model.prefill_with(tokens, keep_06); });
     const auto r04 = median_prefill([&] { return model.prefill_with(tokens, keep_04); });
+    // Dense and keep 0.4 again with cuDNN's fused attention, where this build and machine have it:
+    // the runner's attention is the lever on the dense-vs-HF ratio, and both kernels are timed here.
+    llama3::PrefillResult dense_cudnn, r04_cudnn;
+    bool has_cudnn = false;
+    const llama3::AttentionKernel default_kernel = model.attention_kernel();
+    try {
+      model.set_attention_kernel(llama3::AttentionKernel::Cudnn);
+      has_cudnn = true;
+    } catch (const std::exception& e) {
+      if (L == 4096) std::fprintf(stderr, "cuDNN attention rows left out: %s\n", e.what());
+    }
+    if (has_cudnn) {
+      dense_cudnn = median_prefill([&] { return model.prefill(tokens, false); });
+      r04_cudnn = median_prefill([&] { return model.prefill_with(tokens, keep_04); });
+      model.set_attention_kernel(default_kernel);
+    }
     ftp::WorkspaceShape length_shape = model.pruner_shape();
     length_shape.max_tokens = L;
     const std::size_t workspace = llama3::DeviceModel::FtpPruner::workspace_bytes(length_shape, paper);
@@ -114,6 +132,10 @@ int main(int argc, char** argv) {
     std::printf("%7d %10.2f %10.2f %8.3f %10.2f %7.3fx %10.2f %7.3fx %8.1f %8.2f\n", L, dense.ttft_ms, eta.ttft_ms,
                 eta.mean_kept_fraction(), r06.ttft_ms, dense.ttft_ms / r06.ttft_ms, r04.ttft_ms,
                 dense.ttft_ms / r04.ttft_ms, workspace / 1048576.0, in_use / 1073741824.0);
+    if (has_cudnn) {
+      std::printf("%7s cudnn attention: dense %.2f ms, keep0.4 %.2f ms (%.3fx)\n", "", dense_cudnn.ttft_ms,
+                  r04_cudnn.ttft_ms, dense_cudnn.ttft_ms / r04_cudnn.ttft_ms);
+    }
     const double ffn_ms = dense_ffn_ms(shape, L);
     auto row = [&](const char* variant, const llama3::PrefillResult& r) {
       // kept share of the pruned layers (index >= F), for the ideal-saving comparison
@@ -140,6 +162,12 @@ int main(int argc, char** argv) {
     row("ftp_eta_0.9", eta);
     row("ftp_top_ratio_0.6", r06);
     row("ftp_top_ratio_0.4", r04);
+    if (has_cudnn) {
+      row("dense_cudnn_attention", dense_cudnn);
+      // speedup_vs_dense of this row is against the wgmma dense row; the summary compares it with
+      // dense_cudnn_attention instead.
+      row("ftp_top_ratio_0.4_cudnn_attention", r04_cudnn);
+    }
   }
   bench::write_json(json, "e2e", rows);
   return 0;

@@ -1,6 +1,7 @@
 // FTP overhead per layer: scoring (LastQueriesAttention) + selection (CumulativeEta) + the one
 // kept-count copy and host wait, without the FFN, for the Llama3-8B attention shape (Hq=32, Hkv=8,
-// d=128, bf16). Three scorers:
+// d=128, bf16; batches 1, 4, 16) and the Qwen2.5-Coder-1.5B shape (Hq=12, Hkv=2, d=128; batch 1),
+// each JSON row naming its "shape". Three scorers:
 //   two-pass   the scorer computes the rows' log-sum-exp itself (a pass over the keys), then scores
 //   one-pass   the engine hands over its attention kernel's lse (AttentionView::lse): scores only
 //   select     RandomScorer (one hash per token): selection and the copy alone, by the one-CTA
@@ -84,54 +85,64 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ftp_bench_overhead needs a CUDA GPU\n");
     return 2;
   }
-  const int Hq = 32, Hkv = 8, d = 128;
+  struct AttentionShape {
+    const char* name;
+    int Hq, Hkv, d;
+    std::vector<int> batches;
+  };
+  const AttentionShape shapes[] = {{"llama3-8b", 32, 8, 128, {1, 4, 16}}, {"qwen2.5-1.5b", 12, 2, 128, {1}}};
+  const int Hq_max = 32, Hkv_max = 8, d = 128;
   cudaStream_t stream;
   bench::check(cudaStreamCreate(&stream), "stream");
   const std::size_t T_max = static_cast<std::size_t>(max_tokens);
-  __nv_bfloat16* q = bench::random_bf16(T_max * Hq * d, 1, -2.0f, 2.0f);
-  __nv_bfloat16* k = bench::random_bf16(T_max * Hkv * d, 2, -2.0f, 2.0f);
+  __nv_bfloat16* q = bench::random_bf16(T_max * Hq_max * d, 1, -2.0f, 2.0f);
+  __nv_bfloat16* k = bench::random_bf16(T_max * Hkv_max * d, 2, -2.0f, 2.0f);
   __nv_bfloat16* residual = bench::random_bf16(T_max * 64, 3, -1.0f, 1.0f);
   float* lse = nullptr;
-  bench::check(cudaMalloc(&lse, T_max * Hq * sizeof(float)), "cudaMalloc lse");
+  bench::check(cudaMalloc(&lse, T_max * Hq_max * sizeof(float)), "cudaMalloc lse");
   std::vector<std::string> rows;
   std::printf("per pruned layer, ms (isolated | pipelined: queued behind other GPU work, as in a prefill)\n");
-  std::printf("%5s %7s | %9s %9s %9s %9s %9s | %9s %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass",
-              "select", "sorted", "multi", "two-pass", "one-pass", "select", "sorted", "multi", "kept");
-  for (int B : {1, 4, 16}) {
-    for (int L : {1024, 4096, 8192, 16384, 32768, 65536, 131072}) {
-      if (static_cast<std::size_t>(B) * L > T_max) continue;
-      if (only_seq_len > 0 && (B != 1 || L != only_seq_len)) continue;
-      const int T = B * L;
-      fill_kernel<<<1024, 256, 0, stream>>>(lse, static_cast<std::size_t>(T) * Hq, std::log(static_cast<float>(L)) + 0.9f);
-      bench::check(cudaGetLastError(), "fill lse");
-      ftp::AttentionView<__nv_bfloat16> two_pass_view{q, Hq * d, k, Hkv * d, Hq, Hkv, d};
-      ftp::AttentionView<__nv_bfloat16> one_pass_view = two_pass_view;
-      one_pass_view.lse = lse;
-      one_pass_view.lse_token_stride = Hq;
-      one_pass_view.lse_head_stride = 1;
-      const Timing two = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, two_pass_view, residual, stream);
-      const Timing one = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, one_pass_view, residual, stream);
-      const Timing sel = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
-                                                       ftp::SelectionPath::kFused);
-      const Timing sorted = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
-                                                          ftp::SelectionPath::kSorted);
-      const Timing multi = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
-                                                         ftp::SelectionPath::kMultiCta);
-      std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L,
-                  two.isolated_ms, one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, multi.isolated_ms,
-                  two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.pipelined_ms, multi.pipelined_ms,
-                  two.kept);
-      char row[1024];
-      std::snprintf(row, sizeof(row),
-                    "{\"batch\": %d, \"seq_len\": %d, \"score_select_ms\": %.5f, \"score_select_lse_ms\": %.5f, "
-                    "\"select_ms\": %.5f, \"score_ms\": %.5f, \"pipelined_score_select_ms\": %.5f, "
-                    "\"pipelined_score_select_lse_ms\": %.5f, \"pipelined_select_ms\": %.5f, \"select_sorted_ms\": %.5f, "
-                    "\"pipelined_select_sorted_ms\": %.5f, \"select_multi_cta_ms\": %.5f, "
-                    "\"pipelined_select_multi_cta_ms\": %.5f, \"kept_fraction\": %.4f}",
-                    B, L, two.isolated_ms, one.isolated_ms, sel.isolated_ms, two.isolated_ms - sel.isolated_ms,
-                    two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.isolated_ms, sorted.pipelined_ms,
-                    multi.isolated_ms, multi.pipelined_ms, two.kept);
-      rows.push_back(row);
+  for (const AttentionShape& shape : shapes) {
+    const int Hq = shape.Hq, Hkv = shape.Hkv;
+    std::printf("%s attention shape (Hq=%d, Hkv=%d, d=%d)\n", shape.name, Hq, Hkv, d);
+    std::printf("%5s %7s | %9s %9s %9s %9s %9s | %9s %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass",
+                "select", "sorted", "multi", "two-pass", "one-pass", "select", "sorted", "multi", "kept");
+    for (int B : shape.batches) {
+      for (int L : {1024, 4096, 8192, 16384, 32768, 65536, 131072}) {
+        if (static_cast<std::size_t>(B) * L > T_max) continue;
+        if (only_seq_len > 0 && (B != 1 || L != only_seq_len)) continue;
+        const int T = B * L;
+        fill_kernel<<<1024, 256, 0, stream>>>(lse, static_cast<std::size_t>(T) * Hq, std::log(static_cast<float>(L)) + 0.9f);
+        bench::check(cudaGetLastError(), "fill lse");
+        ftp::AttentionView<__nv_bfloat16> two_pass_view{q, Hq * d, k, Hkv * d, Hq, Hkv, d};
+        ftp::AttentionView<__nv_bfloat16> one_pass_view = two_pass_view;
+        one_pass_view.lse = lse;
+        one_pass_view.lse_token_stride = Hq;
+        one_pass_view.lse_head_stride = 1;
+        const Timing two = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, two_pass_view, residual, stream);
+        const Timing one = time_layer<ftp::LastQueriesAttention>(B, L, Hq, Hkv, d, one_pass_view, residual, stream);
+        const Timing sel = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
+                                                         ftp::SelectionPath::kFused);
+        const Timing sorted = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
+                                                            ftp::SelectionPath::kSorted);
+        const Timing multi = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
+                                                           ftp::SelectionPath::kMultiCta);
+        std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L,
+                    two.isolated_ms, one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, multi.isolated_ms,
+                    two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.pipelined_ms, multi.pipelined_ms,
+                    two.kept);
+        char row[1024];
+        std::snprintf(row, sizeof(row),
+                      "{\"shape\": \"%s\", \"batch\": %d, \"seq_len\": %d, \"score_select_ms\": %.5f, \"score_select_lse_ms\": %.5f, "
+                      "\"select_ms\": %.5f, \"score_ms\": %.5f, \"pipelined_score_select_ms\": %.5f, "
+                      "\"pipelined_score_select_lse_ms\": %.5f, \"pipelined_select_ms\": %.5f, \"select_sorted_ms\": %.5f, "
+                      "\"pipelined_select_sorted_ms\": %.5f, \"select_multi_cta_ms\": %.5f, "
+                      "\"pipelined_select_multi_cta_ms\": %.5f, \"kept_fraction\": %.4f}",
+                      shape.name, B, L, two.isolated_ms, one.isolated_ms, sel.isolated_ms, two.isolated_ms - sel.isolated_ms,
+                      two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.isolated_ms, sorted.pipelined_ms,
+                      multi.isolated_ms, multi.pipelined_ms, two.kept);
+        rows.push_back(row);
+      }
     }
   }
   const ftp::WorkspaceShape llama_32k{32768, 1, 4096, 14336, 32, 8, 128};
