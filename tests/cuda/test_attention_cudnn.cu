@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../host/runtime_skip.hpp"
+#include "attention_checks.hpp"
 #include "gpu_guard.hpp"
 #include "llama3/cudnn_attention.hpp"
 #include "llama3/kernels/attention_prefill.cuh"
@@ -93,37 +94,10 @@ void check_cudnn(llama3::CudnnAttention& attn, int T, int Hq, int Hkv, unsigned 
   const auto fa2_lse = d_fa2_lse.download();
 
   // ---- out: finite, close to the fp32 reference (the sm90 test's bounds) ----
-  std::size_t nonfinite = 0, bad = 0, first_bad = n_out;
-  double num = 0, den = 0, max_abs = 0;
-  for (std::size_t i = 0; i < n_out; ++i) {
-    const float o = oracle::bf16_to_float(out_bits[i]);
-    if (!std::isfinite(o) || !std::isfinite(ref[i])) {
-      ++nonfinite;
-      continue;
-    }
-    const double e = std::abs(static_cast<double>(o) - ref[i]);
-    num += e * e;
-    den += static_cast<double>(ref[i]) * ref[i];
-    max_abs = std::max(max_abs, e);
-    if (e > 1e-2 * std::abs(ref[i]) + 1e-2) {
-      if (bad++ == 0) first_bad = i;
-    }
-  }
-  const double rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-  CAPTURE(rel); CAPTURE(max_abs); CAPTURE(first_bad);
-  CHECK(nonfinite == 0);
-  CHECK(rel < 1e-2);
-  CHECK(bad == 0);
+  ftp_test::check_bf16_output(out_bits, ref, n_out);
 
   // ---- guard rows past T: never written ----
-  std::size_t guard_written = 0;
-  for (std::size_t i = n_out; i < out_bits.size(); ++i) guard_written += out_bits[i] != 0xFFFFu;
-  for (std::size_t i = n_lse; i < lse.size(); ++i) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &lse[i], sizeof bits);
-    guard_written += bits != 0xFFFFFFFFu;
-  }
-  CHECK(guard_written == 0);
+  ftp_test::check_guards_untouched(out_bits, n_out, lse, n_lse);
 
   // ---- lse: [T, Hq], natural log, as the FA2 kernel writes it ----
   std::size_t lse_nonfinite = 0, lse_bad = 0, lse_first_bad = n_lse;
