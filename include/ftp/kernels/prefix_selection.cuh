@@ -23,6 +23,7 @@
 
 #include "ftp/detail/importance_mass.hpp"
 #include "ftp/device_batch.hpp"
+#include "ftp/kernels/radix_digits.cuh"
 #include "ftp/reserve/prefix_form.hpp"
 
 namespace ftp {
@@ -35,10 +36,10 @@ constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kItems = 8;                       // consecutive tokens per thread in the emission
 constexpr int kChunk = kThreads * kItems;
-constexpr int kBins = 256;
+constexpr int kBins = radix_digits::kBins;
 
 struct SharedState {
-  std::uint32_t count[kBins];
+  unsigned int count[kBins];
   unsigned long long mass[kBins];
   unsigned long long warp_sum[kWarps];
   std::uint32_t warp_max[kWarps];
@@ -69,8 +70,7 @@ __device__ inline std::uint32_t block_max(std::uint32_t v, SharedState& s) {
   return m;
 }
 
-/// Score bits that order like the scores: valid scores are >= 0, and -0 becomes +0.
-__device__ inline std::uint32_t score_bits(float s) { return __float_as_uint(detail::canonical_score(s)); }
+using radix_digits::score_bits;
 
 }  // namespace prefix_select
 
@@ -136,62 +136,18 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
       }
       __syncthreads();
       const std::uint32_t prefix = s.prefix;
-      // Run-length accumulation: in the high passes most candidates share a digit, so flushing
-      // only when the digit changes keeps the shared atomics few.
-      int run_digit = -1;
-      std::uint32_t run_count = 0;
-      unsigned long long run_mass = 0;
-      for (int t = begin + threadIdx.x; t < end; t += kThreads) {
-        const float v = scores[t];
-        const std::uint32_t bits = score_bits(v);
-        if ((bits & mask) != prefix) continue;
-        const int digit = static_cast<int>((bits >> shift) & 0xffu);
-        if (digit != run_digit) {
-          if (run_count != 0) {
-            atomicAdd(&s.count[run_digit], run_count);
-            if constexpr (kForm == PrefixForm::kMass) atomicAdd(&s.mass[run_digit], run_mass);
-          }
-          run_digit = digit;
-          run_count = 0;
-          run_mass = 0;
-        }
-        ++run_count;
-        if constexpr (kForm == PrefixForm::kMass) run_mass += detail::quantize_mass(v, exponent);
-      }
-      if (run_count != 0) {
-        atomicAdd(&s.count[run_digit], run_count);
-        if constexpr (kForm == PrefixForm::kMass) atomicAdd(&s.mass[run_digit], run_mass);
-      }
+      radix_digits::accumulate_digits<kForm>(scores, begin, end, kThreads, mask, prefix, shift, exponent, s.count,
+                                             s.mass);
       __syncthreads();
       if (threadIdx.x < 32) {
-        // Lane l holds bins 8l..8l+7; the cut bin is the first, from the top, where the weight
-        // above it plus its own reaches the target (above < target <= above + all candidates).
         const int lane = threadIdx.x;
-        unsigned long long w[8], lane_sum = 0;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          w[j] = kForm == PrefixForm::kMass ? s.mass[8 * lane + j] : s.count[8 * lane + j];
-          lane_sum += w[j];
-        }
-        // higher = sum of the lanes above this one (suffix sum, exclusive)
-        unsigned long long inclusive = lane_sum;
-        for (int o = 1; o < 32; o *= 2) {
-          const unsigned long long other = __shfl_down_sync(0xffffffffu, inclusive, o);
-          if (lane + o < 32) inclusive += other;
-        }
-        unsigned long long acc = s.above + inclusive - lane_sum;  // weight above this lane's bins
-        __syncwarp();  // every lane has read s.above before the cut lane overwrites it
-        if (acc < target && acc + lane_sum >= target) {           // exactly one lane
-          int digit = 8 * lane + 7;
-          for (int j = 7; j >= 0; --j) {
-            if (acc + w[j] >= target) {
-              digit = 8 * lane + j;
-              break;
-            }
-            acc += w[j];
-          }
+        unsigned long long w[8];
+        const unsigned long long lane_sum = radix_digits::load_lane_bins<kForm>(lane, s.count, s.mass, w);
+        int digit = 0;
+        unsigned long long above_cut = 0;
+        if (radix_digits::find_cut_digit(lane, w, lane_sum, s.above, target, digit, above_cut)) {
           s.prefix = prefix | (static_cast<std::uint32_t>(digit) << shift);
-          s.above = acc;
+          s.above = above_cut;
         }
       }
       mask |= 0xffu << shift;

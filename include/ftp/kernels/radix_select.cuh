@@ -27,6 +27,7 @@
 
 #include "ftp/detail/importance_mass.hpp"
 #include "ftp/device_batch.hpp"
+#include "ftp/kernels/radix_digits.cuh"
 #include "ftp/reserve/prefix_form.hpp"
 
 namespace ftp {
@@ -36,7 +37,7 @@ namespace radix_select {
 constexpr int kThreads = 256;
 constexpr int kItems = 8;                      // consecutive tokens per thread in the emission
 constexpr int kTile = kThreads * kItems;       // tokens per CTA, passes and emission
-constexpr int kBins = 256;
+constexpr int kBins = radix_digits::kBins;
 
 /// What the passes decided for a sequence.
 enum Decision : unsigned { kUndecided = 0, kCut = 1, kKeepAllMiddle = 2, kKeepNoMiddle = 3 };
@@ -58,7 +59,7 @@ struct RadixSelectState {
 /// Tiles of n tokens (at least one, so that every sequence has a CTA that decides and writes).
 __host__ __device__ inline int tiles_of(int n) { return n > kTile ? (n + kTile - 1) / kTile : 1; }
 
-__device__ inline std::uint32_t score_bits(float s) { return __float_as_uint(detail::canonical_score(s)); }
+using radix_digits::score_bits;
 
 struct MaxOp {
   __device__ unsigned operator()(unsigned a, unsigned b) const { return a > b ? a : b; }
@@ -132,31 +133,7 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
   const std::uint32_t mask = kShift == 24 ? 0u : ~((1u << (kShift + 8)) - 1u);
   const std::uint32_t prefix = st.prefix;
   const int lo = begin + x * kTile, hi = min(end, lo + kTile);
-  // Run-length accumulation, as in the one-CTA select: neighbours mostly share the high digits.
-  int run_digit = -1;
-  unsigned run_count = 0;
-  unsigned long long run_mass = 0;
-  for (int t = lo + threadIdx.x; t < hi; t += kThreads) {
-    const float v = scores[t];
-    const std::uint32_t bits = score_bits(v);
-    if ((bits & mask) != prefix) continue;
-    const int digit = static_cast<int>((bits >> kShift) & 0xffu);
-    if (digit != run_digit) {
-      if (run_count != 0) {
-        atomicAdd(&s_count[run_digit], run_count);
-        if constexpr (kForm == PrefixForm::kMass) atomicAdd(&s_mass[run_digit], run_mass);
-      }
-      run_digit = digit;
-      run_count = 0;
-      run_mass = 0;
-    }
-    ++run_count;
-    if constexpr (kForm == PrefixForm::kMass) run_mass += detail::quantize_mass(v, exponent);
-  }
-  if (run_count != 0) {
-    atomicAdd(&s_count[run_digit], run_count);
-    if constexpr (kForm == PrefixForm::kMass) atomicAdd(&s_mass[run_digit], run_mass);
-  }
+  radix_digits::accumulate_digits<kForm>(scores, lo, hi, kThreads, mask, prefix, kShift, exponent, s_count, s_mass);
   __syncthreads();
   for (int i = threadIdx.x; i < kBins; i += kThreads) {
     if (s_count[i] != 0) {
@@ -178,12 +155,8 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
   __syncthreads();
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
-    unsigned long long w[8], lane_sum = 0;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      w[j] = kForm == PrefixForm::kMass ? s_mass[8 * lane + j] : s_count[8 * lane + j];
-      lane_sum += w[j];
-    }
+    unsigned long long w[8];
+    const unsigned long long lane_sum = radix_digits::load_lane_bins<kForm>(lane, s_count, s_mass, w);
     unsigned long long target = st.target, above = st.above;
     if constexpr (kShift == 24) {
       if constexpr (kForm == PrefixForm::kMass) {
@@ -198,22 +171,10 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
     if (target == 0) {  // mass mode: the empty set already reaches eta x 0
       if (lane == 0) st.decision = kKeepNoMiddle;
     } else {
-      unsigned long long inclusive = lane_sum;  // suffix sum over the lanes from this one up
-      for (int o = 1; o < 32; o *= 2) {
-        const unsigned long long other = __shfl_down_sync(0xffffffffu, inclusive, o);
-        if (lane + o < 32) inclusive += other;
-      }
-      unsigned long long acc = above + inclusive - lane_sum;  // weight above this lane's bins
-      __syncwarp();  // every lane has read st.target and st.above before the cut lane writes them
-      if (acc < target && acc + lane_sum >= target) {          // exactly one lane
-        int digit = 8 * lane + 7;
-        for (int j = 7; j >= 0; --j) {
-          if (acc + w[j] >= target) {
-            digit = 8 * lane + j;
-            break;
-          }
-          acc += w[j];
-        }
+      int digit = 0;
+      unsigned long long acc = 0;
+      // every lane has read st.target and st.above (into target, above) before the cut lane writes them
+      if (radix_digits::find_cut_digit(lane, w, lane_sum, above, target, digit, acc)) {
         const std::uint32_t cut = prefix | (static_cast<std::uint32_t>(digit) << kShift);
         st.prefix = cut;
         st.above = acc;

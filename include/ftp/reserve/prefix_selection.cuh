@@ -58,6 +58,15 @@ void select_prefix_tokens(const Rule& rule, const float* d_scores, const DeviceB
   }
 }
 
+/// One 8-bit pass (digit (bits >> kShift) & 0xff) of the multi-CTA radix select.
+template <int kShift, class Rule>
+void launch_radix_pass(const Rule& rule, const float* d_scores, const DeviceBatch& batch, dim3 grid,
+                       SelectionBuffers& buf, cudaStream_t stream) {
+  kernels::radix_select_pass_kernel<Rule, Rule::kPrefixForm, kShift>
+      <<<grid, kernels::radix_select::kThreads, 0, stream>>>(rule, d_scores, batch, buf.radix_state);
+  FTP_CUDA_CHECK_LAUNCH();
+}
+
 /// The same selection as select_prefix_tokens by the multi-CTA radix select
 /// (kernels/radix_select.cuh): seven launches and a memset, each spread over tiles of every
 /// sequence, for batches with long middles. `longest_middle` and `longest_seq` (tokens) size the grid.
@@ -73,21 +82,12 @@ void select_prefix_tokens_multi_cta(const Rule& rule, const float* d_scores, con
   FTP_CUDA_CHECK(cudaMemsetAsync(buf.radix_state, 0, sizeof(rs::RadixSelectState) * B, stream));
   const dim3 pass_grid(static_cast<unsigned>(rs::tiles_of(longest_middle)), static_cast<unsigned>(B));
   const dim3 emit_grid(static_cast<unsigned>(rs::tiles_of(longest_seq)), static_cast<unsigned>(B));
-  constexpr PrefixForm kForm = Rule::kPrefixForm;
   kernels::radix_select_stats_kernel<<<pass_grid, rs::kThreads, 0, stream>>>(d_scores, batch, buf.radix_state);
   FTP_CUDA_CHECK_LAUNCH();
-  kernels::radix_select_pass_kernel<Rule, kForm, 24><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
-                                                                                             buf.radix_state);
-  FTP_CUDA_CHECK_LAUNCH();
-  kernels::radix_select_pass_kernel<Rule, kForm, 16><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
-                                                                                             buf.radix_state);
-  FTP_CUDA_CHECK_LAUNCH();
-  kernels::radix_select_pass_kernel<Rule, kForm, 8><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
-                                                                                            buf.radix_state);
-  FTP_CUDA_CHECK_LAUNCH();
-  kernels::radix_select_pass_kernel<Rule, kForm, 0><<<pass_grid, rs::kThreads, 0, stream>>>(rule, d_scores, batch,
-                                                                                            buf.radix_state);
-  FTP_CUDA_CHECK_LAUNCH();
+  launch_radix_pass<24>(rule, d_scores, batch, pass_grid, buf, stream);  // highest digit first
+  launch_radix_pass<16>(rule, d_scores, batch, pass_grid, buf, stream);
+  launch_radix_pass<8>(rule, d_scores, batch, pass_grid, buf, stream);
+  launch_radix_pass<0>(rule, d_scores, batch, pass_grid, buf, stream);
   kernels::radix_select_count_kernel<<<emit_grid, rs::kThreads, 0, stream>>>(d_scores, batch, buf.radix_state,
                                                                              buf.radix_tile_counts);
   FTP_CUDA_CHECK_LAUNCH();

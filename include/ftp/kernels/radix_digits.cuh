@@ -1,0 +1,102 @@
+// Device pieces of the 8-bit radix passes that both prefix selections run (the one-CTA fused select
+// of prefix_selection.cuh and the multi-CTA select of radix_select.cuh): the score bits that order
+// like the scores, the (count, mass) digit histogram of one pass, and the warp that finds the cut
+// digit in a 256-bin histogram. Every weight is an integer, so the cut does not depend on the
+// order in which atomics land.
+#pragma once
+
+#include <cstdint>
+
+#include "ftp/detail/importance_mass.hpp"
+#include "ftp/reserve/prefix_form.hpp"
+
+namespace ftp {
+namespace kernels {
+namespace radix_digits {
+
+constexpr int kBins = 256;
+
+/// Score bits that order like the scores: valid scores are >= 0, and -0 becomes +0.
+__device__ inline std::uint32_t score_bits(float s) { return __float_as_uint(detail::canonical_score(s)); }
+
+/// Adds to the shared histograms count[kBins] (and mass[kBins] in mass mode) the digit
+/// (bits >> shift) & 0xff of every token t in [lo, hi), visited with this thread's stride
+/// (lo + threadIdx.x, then += step), whose higher bits (bits & mask) equal prefix. Run-length
+/// accumulation: neighbouring tokens mostly share the high digits, so flushing a run only when the
+/// digit changes keeps the shared atomics few.
+template <PrefixForm kForm>
+__device__ inline void accumulate_digits(const float* scores, int lo, int hi, int step, std::uint32_t mask,
+                                         std::uint32_t prefix, int shift, int exponent, unsigned int* count,
+                                         unsigned long long* mass) {
+  int run_digit = -1;
+  unsigned int run_count = 0;
+  unsigned long long run_mass = 0;
+  for (int t = lo + static_cast<int>(threadIdx.x); t < hi; t += step) {
+    const float v = scores[t];
+    const std::uint32_t bits = score_bits(v);
+    if ((bits & mask) != prefix) continue;
+    const int digit = static_cast<int>((bits >> shift) & 0xffu);
+    if (digit != run_digit) {
+      if (run_count != 0) {
+        atomicAdd(&count[run_digit], run_count);
+        if constexpr (kForm == PrefixForm::kMass) atomicAdd(&mass[run_digit], run_mass);
+      }
+      run_digit = digit;
+      run_count = 0;
+      run_mass = 0;
+    }
+    ++run_count;
+    if constexpr (kForm == PrefixForm::kMass) run_mass += detail::quantize_mass(v, exponent);
+  }
+  if (run_count != 0) {
+    atomicAdd(&count[run_digit], run_count);
+    if constexpr (kForm == PrefixForm::kMass) atomicAdd(&mass[run_digit], run_mass);
+  }
+}
+
+/// Lane l of one warp loads the weights (mass in mass mode, else count) of bins 8l..8l+7 into w and
+/// returns their sum.
+template <PrefixForm kForm>
+__device__ inline unsigned long long load_lane_bins(int lane, const unsigned int* count,
+                                                    const unsigned long long* mass, unsigned long long (&w)[8]) {
+  unsigned long long lane_sum = 0;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    w[j] = kForm == PrefixForm::kMass ? mass[8 * lane + j] : count[8 * lane + j];
+    lane_sum += w[j];
+  }
+  return lane_sum;
+}
+
+/// Called by all 32 lanes with their bins from load_lane_bins, the weight of the candidates above
+/// the prefix chosen so far and the target (above < target <= above + all candidates). The cut
+/// digit is the first bin, from the top, where the weight above it plus its own reaches the target.
+/// Returns true in exactly that bin's lane, with digit = the bin and above_cut = the weight of the
+/// bins above it (plus above). Ends with __syncwarp, so every lane has read whatever it passed in
+/// before the cut lane overwrites it.
+__device__ inline bool find_cut_digit(int lane, const unsigned long long (&w)[8], unsigned long long lane_sum,
+                                      unsigned long long above, unsigned long long target, int& digit,
+                                      unsigned long long& above_cut) {
+  unsigned long long inclusive = lane_sum;  // suffix sum over the lanes from this one up
+  for (int o = 1; o < 32; o *= 2) {
+    const unsigned long long other = __shfl_down_sync(0xffffffffu, inclusive, o);
+    if (lane + o < 32) inclusive += other;
+  }
+  unsigned long long acc = above + inclusive - lane_sum;  // weight above this lane's bins
+  __syncwarp();
+  if (!(acc < target && acc + lane_sum >= target)) return false;
+  digit = 8 * lane + 7;
+  for (int j = 7; j >= 0; --j) {
+    if (acc + w[j] >= target) {
+      digit = 8 * lane + j;
+      break;
+    }
+    acc += w[j];
+  }
+  above_cut = acc;
+  return true;
+}
+
+}  // namespace radix_digits
+}  // namespace kernels
+}  // namespace ftp
