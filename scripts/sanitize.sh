@@ -7,7 +7,7 @@
 #   memcheck --leak-check full | racecheck | initcheck | synccheck
 # over
 #   suite    the whole GPU test suite: FTP_REQUIRE_GPU=1 FTP_SANITIZE=1 ./build-gpu/tests/ftp_cuda_tests
-#            (FTP_SANITIZE=1 divides the largest test sizes by 8: ftp_test::scaled in tests/cuda/test_util.cuh);
+#            (FTP_SANITIZE=1 divides the largest test sizes by 8: ftp_test::scaled in tests/common/test_util.cuh);
 #   prefill  one runner prefill on synthetic weights. ftp_llama3 has no weights-free mode (it needs a
 #            GGUF for the tokenizer), so this is the GPU test case "llama3 model: FTP prunes tokens in
 #            every pruned layer and decode stays finite", subcase "synthetic": DeviceModel with random
@@ -22,7 +22,7 @@
 # Triage of what earlier runs reported (the summary separates these from real findings):
 #   - API errors from tests that inject faults on purpose ("Program hit cudaErrorMemoryAllocation"
 #     from the allocation-failure test; cudaErrorStreamCaptureUnsupported / ...Invalidated from the
-#     capturing-stream tests in tests/cuda/test_faults.cu) are counted apart from every other error,
+#     capturing-stream tests in tests/library/cuda/test_faults.cu) are counted apart from every other error,
 #     and so are the two device allocations (132 KiB) that cuBLAS keeps when the deliberate
 #     cuBLAS-failure test makes cublasCreate fail (the handle never reaches the caller to free).
 #   - racecheck: hazards are split into cuBLAS's own kernels (nvjet*, cutlass, *gemm*: not ours to
@@ -33,10 +33,10 @@
 #     RoPE, attention, argmax and K/V-cache copies: millions of reports, most past --print-limit and
 #     of unknown kind). The initcheck runs therefore set FTP_INITCHECK_GEMM_OUTPUTS=1: ftp's GEMM
 #     helper, which the runner's GEMMs go through too, zeroes each GEMM's exact output rectangle first
-#     (tests/cuda/initcheck_mode.cu reads the variable and sets ftp::default_gemm_output_init() to
+#     (tests/common/initcheck_mode.cu reads the variable and sets ftp::default_gemm_output_init() to
 #     ftp::GemmOutputInit::kZeroFirst, include/ftp/gemm.hpp; the library reads no environment variable),
 #     and every report that remains is a finding. The one expected exception is the blind-spot probe,
-#     tests/cuda/test_cublas_probe.cu's first case: a raw cublasGemmEx whose output its own
+#     tests/library/cuda/test_cublas_probe.cu's first case: a raw cublasGemmEx whose output its own
 #     initcheck_probe_copy_kernel reads. Its reports are counted as evidence of the blind spot; its
 #     second case, the same GEMM through ftp's helper, must give none.
 #
@@ -204,7 +204,7 @@ for tool in $tools; do
     case "$run" in
       suite)
         if [ "$split" = 1 ]; then
-          for f in tests/cuda/test_*.cu; do
+          for f in tests/library/cuda/test_*.cu tests/examples/cuda/test_*.cu; do
             name=$(basename "$f" .cu); name=${name#test_}
             if [[ " $split_cases " == *" $tool "* ]]; then
               # The binary's own count of the file's cases (the cuBLAS-failure case runs alone).
@@ -284,7 +284,7 @@ done
 # runner's, the tests').
 cublas_re='nvjet|cutlass|xmma|gemm|gemv|cublas|Kernel2'
 expected_api_re='cudaErrorMemoryAllocation|cudaErrorStreamCaptureUnsupported|cudaErrorStreamCaptureInvalidated'
-# The run that holds the blind-spot probe (tests/cuda/test_cublas_probe.cu, first case; or the whole
+# The run that holds the blind-spot probe (tests/library/cuda/test_cublas_probe.cu, first case; or the whole
 # file when initcheck runs it unsplit), and the probe's copy kernel.
 probe_run_re='^suite-cublas_probe(~1)?$'
 probe_kernel_re='initcheck_probe_copy_kernel'

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/dequant_golden.json: blocks of GGUF quantized data and their values as
 dequantized by the `gguf` Python package (gguf-py, llama.cpp's own reader), an implementation
-independent of examples/llama3/dequant.hpp, for tests/host/test_dequant.cpp to match bit for bit.
+independent of examples/llama3/dequant.hpp, for tests/examples/host/test_dequant.cpp to match bit for bit.
 
 For each of Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K it makes 3 blocks of random bytes (seeded, so the
 file is the same on every run) whose fp16 scale fields are set to finite values: block 0 a positive

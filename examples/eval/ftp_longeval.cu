@@ -6,7 +6,7 @@
 //   ftp_longeval [-m model.gguf] [--json out.json] [--tasks LIST] [--samples N] [--lengths LIST]
 //                [--budget-s S] [--dry-run]
 //
-// Tasks (generators and scorers: examples/eval/tasks/*.hpp, host tests in tests/host/test_eval_tasks.cpp):
+// Tasks (generators and scorers: examples/eval/tasks/*.hpp, host tests in tests/examples/host/test_eval_tasks.cpp):
 //   passkey            "The pass key is NNNNN." at depths 0..100% of license prose, 1k..32k tokens,
 //                      exact match of the key                                          (chat template)
 //   multikey           4 "special magic number for KEY" needles, one asked; exact match (chat template)

@@ -34,7 +34,7 @@
 // quant's 5; Q8_0's int8 has 7, Q4_K's scale and nibble 6 + 4), at most 23 < 24 in all. So
 // only the final addition of Q4_1 and subtraction of Q4_K round, once, and the results equal
 // gguf.quants.dequantize bit for bit whatever the product order and whether or not the compiler
-// fuses `a * b - c` into an FMA (tests/host/test_dequant.cpp checks them against
+// fuses `a * b - c` into an FMA (tests/examples/host/test_dequant.cpp checks them against
 // tests/fixtures/dequant_golden.json). Values are rounded once to bf16 where asked.
 #pragma once
 

@@ -75,7 +75,7 @@ struct Handles {
   cublasHandle_t cublas_ = nullptr;
   /// How the model's GEMMs treat their outputs: ftp::default_gemm_output_init() when the model is
   /// built, the setting its pruners also start from (the GPU tests set kZeroFirst under initcheck,
-  /// tests/cuda/initcheck_mode.cu). Read once here, not on every GEMM.
+  /// tests/common/initcheck_mode.cu). Read once here, not on every GEMM.
   ftp::GemmOutputInit gemm_init_ = ftp::default_gemm_output_init().load();
 
   Handles() = default;

@@ -22,7 +22,7 @@ namespace ftp {
 /// compute-sanitizer's initcheck does not see the stores of cuBLAS's Hopper
 /// GEMM kernels (TMA bulk stores): it reports every later read of a GEMM's
 /// output as uninitialized, although the GEMM wrote each element
-/// (tests/cuda/test_cublas_probe.cu shows both facts). kZeroFirst zeroes the
+/// (tests/library/cuda/test_cublas_probe.cu shows both facts). kZeroFirst zeroes the
 /// output rectangle on the handle's stream first, so initcheck sees it written
 /// and a report that remains is a real one. It costs one memset per GEMM: use
 /// it only under initcheck.

@@ -8,7 +8,7 @@
 // by hand, the count and unsupported-type errors, and the real model's tensors when it is present.
 #include <doctest/doctest.h>
 
-#include "../model_path.hpp"
+#include "model_path.hpp"
 #include "error_text.hpp"
 
 #include <algorithm>

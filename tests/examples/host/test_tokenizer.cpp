@@ -13,7 +13,7 @@
 //     needs_model(kQwen05) and report as skipped without the file.
 #include <doctest/doctest.h>
 
-#include "../model_path.hpp"
+#include "model_path.hpp"
 #include "error_text.hpp"
 
 #include <algorithm>

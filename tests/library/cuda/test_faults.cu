@@ -26,7 +26,7 @@
 #include "ftp/host/last_queries_attention.hpp"
 #include "ftp/host/pruner.hpp"
 #include "ftp/host/reserve.hpp"
-#include "../host/runtime_skip.hpp"
+#include "runtime_skip.hpp"
 #include "gpu_guard.hpp"
 #include "test_util.cuh"
 

@@ -19,7 +19,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../host/runtime_skip.hpp"
+#include "runtime_skip.hpp"
 #include "attention_checks.hpp"
 #include "gpu_guard.hpp"
 #include "llama3/kernels/attention_prefill.cuh"

@@ -4,7 +4,7 @@
 // written by tools/make_golden_logits.py).
 #include <doctest/doctest.h>
 
-#include "../model_path.hpp"
+#include "model_path.hpp"
 
 #include <algorithm>
 #include <cmath>

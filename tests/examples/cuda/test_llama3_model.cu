@@ -17,7 +17,7 @@
 // ties: positions whose fp32 top-2 margin is below kTieMargin.
 #include <doctest/doctest.h>
 
-#include "../model_path.hpp"
+#include "model_path.hpp"
 
 #include <algorithm>
 #include <cmath>

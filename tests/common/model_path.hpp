@@ -14,7 +14,7 @@
 #include <fstream>
 #include <string>
 
-#include "host/runtime_skip.hpp"
+#include "runtime_skip.hpp"
 
 namespace ftp_test {
 

@@ -19,7 +19,7 @@
 #include "eval/tasks/variable_tracking.hpp"
 #include "llama3/gguf.hpp"
 #include "llama3/tokenizer.hpp"
-#include "../model_path.hpp"
+#include "model_path.hpp"
 #include "runtime_skip.hpp"
 
 namespace {

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "../host/runtime_skip.hpp"
+#include "runtime_skip.hpp"
 #include "attention_checks.hpp"
 #include "gpu_guard.hpp"
 #include "llama3/cudnn_attention.hpp"

@@ -3,7 +3,7 @@
 // fail with a LoadError saying what and where, and the real SmolLM2 model when it is present.
 #include <doctest/doctest.h>
 
-#include "../model_path.hpp"
+#include "model_path.hpp"
 #include "error_text.hpp"
 
 #include <cmath>
