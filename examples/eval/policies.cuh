@@ -1,7 +1,7 @@
-// User-written FTP policies shared by the evaluation programs (ftp_eval, ftp_longeval): a layer
-// clock, a score-capturing scorer wrapper and a per-layer top-count reserve policy. With
-// ftp::RandomScorer they give the paper's random-selection ablation at the kept counts the
-// attention scorer chose (Table 3).
+// User-written FTP policies shared by the evaluation programs (ftp_eval, ftp_longeval): a
+// score-capturing scorer wrapper and a per-layer top-count reserve policy (its rule takes the layer:
+// reserve/layer_rule.hpp). With ftp::RandomScorer they give the paper's random-selection ablation
+// at the kept counts the attention scorer chose (Table 3).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,44 +24,31 @@ inline int reserved_tokens(const ftp::Config& c, int L) {
   return L <= r ? L : static_cast<int>(r);
 }
 
-/// Which layer the pruner is working on: the scorer below writes it, the reserve policy reads it.
-/// (Pruner::run scores before it asks the reserve policy for its rule, within one layer.)
-struct LayerClock {
-  int layer = -1;
-};
-
 /// Host copies of each pruned layer's scores (T floats), for the cumulative curves.
 struct ScoreCapture {
   std::map<int, std::vector<float>> of_layer;
 };
 
-/// ImportanceScorer wrapper: runs `Inner`, tells the LayerClock the layer, and optionally copies
-/// the scores to the host (a sync per layer: fine for an evaluation, never for timing).
-/// DeviceModel::prefill_with replaces the pruner's observer with its own kept-count recorder, so
-/// per-layer state travels through the policies instead of a LayerReport observer.
+/// ImportanceScorer wrapper: runs `Inner`, then copies each pruned layer's scores to the host
+/// (a sync per layer: fine for an evaluation, never for timing).
 template <class Inner>
-class TaggedScorer : public Inner {
+class CapturingScorer : public Inner {
  public:
-  TaggedScorer(Inner inner, std::shared_ptr<LayerClock> clock, std::shared_ptr<ScoreCapture> capture = nullptr)
-      : Inner(std::move(inner)), clock_(std::move(clock)), capture_(std::move(capture)) {}
+  CapturingScorer(Inner inner, std::shared_ptr<ScoreCapture> capture) : Inner(std::move(inner)), capture_(std::move(capture)) {}
 
   template <class T>
   void score(const ftp::ScoreContext<T>& ctx) const {
-    clock_->layer = ctx.layer;
     Inner::score(ctx);
-    if (capture_) {
-      std::vector<float>& host = capture_->of_layer[ctx.layer];
-      host.assign(static_cast<std::size_t>(ctx.batch.num_tokens), 0.0f);
-      if (!host.empty()) {
-        LLAMA3_CUDA_CHECK(cudaMemcpyAsync(host.data(), ctx.scores, host.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                                          ctx.stream));
-      }
-      LLAMA3_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    std::vector<float>& host = capture_->of_layer[ctx.layer];
+    host.assign(static_cast<std::size_t>(ctx.batch.num_tokens), 0.0f);
+    if (!host.empty()) {
+      LLAMA3_CUDA_CHECK(cudaMemcpyAsync(host.data(), ctx.scores, host.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                        ctx.stream));
     }
+    LLAMA3_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
   }
 
  private:
-  std::shared_ptr<LayerClock> clock_;
   std::shared_ptr<ScoreCapture> capture_;
 };
 
@@ -77,11 +64,10 @@ struct PerLayerTopCount {
   };
 
   bool keeps_everything(const ftp::Config&) const { return false; }
-  Rule rule(const ftp::Config&) const {
-    const int layer = clock ? clock->layer : -1;
+  Rule rule(const ftp::Config&, int layer) const {
     if (layer < 0 || layer >= static_cast<int>(count_of_layer.size())) {
-      throw std::runtime_error("PerLayerTopCount: no count for layer " + std::to_string(layer) +
-                               " (the scorer must be a TaggedScorer sharing this LayerClock)");
+      throw std::runtime_error("PerLayerTopCount: no count for layer " + std::to_string(layer) + " (counts for " +
+                               std::to_string(count_of_layer.size()) + " layers: set count_of_layer or match_kept)");
     }
     return Rule{count_of_layer[static_cast<std::size_t>(layer)]};
   }
@@ -93,25 +79,18 @@ struct PerLayerTopCount {
     for (std::size_t l = 0; l < kept_per_layer.size(); ++l) count_of_layer[l] = std::max(0, kept_per_layer[l] - reserved);
   }
 
-  std::shared_ptr<const LayerClock> clock;
   std::vector<int> count_of_layer;
 };
 
 /// The random-selection pruner: random scores, the per-layer counts of another run.
-using RandomScorerTagged = TaggedScorer<ftp::RandomScorer>;
 template <class T>
-using RandomSameCountPruner = ftp::Pruner<T, RandomScorerTagged, PerLayerTopCount>;
+using RandomSameCountPruner = ftp::Pruner<T, ftp::RandomScorer, PerLayerTopCount>;
 
-/// A RandomSameCountPruner sharing one clock between its scorer and its reserve policy.
 template <class T>
 std::unique_ptr<RandomSameCountPruner<T>> make_random_same_count_pruner(const ftp::Config& c,
                                                                         const ftp::WorkspaceShape& shape,
                                                                         std::uint64_t seed) {
-  auto clock = std::make_shared<LayerClock>();
-  PerLayerTopCount reserve;
-  reserve.clock = clock;
-  return std::make_unique<RandomSameCountPruner<T>>(c, shape, RandomScorerTagged(ftp::RandomScorer(seed), clock),
-                                                    reserve);
+  return std::make_unique<RandomSameCountPruner<T>>(c, shape, ftp::RandomScorer(seed), PerLayerTopCount{});
 }
 
 }  // namespace evalpolicies

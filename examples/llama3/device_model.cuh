@@ -194,10 +194,15 @@ class DeviceModel : private model_detail::Handles {
   }
 
   /// Prefill through the caller's own pruner (any scorer / reserve policy with CublasSwiGLU): the
-  /// hook for ablations and benchmarks. Its observer is replaced to record kept counts.
+  /// hook for ablations and benchmarks. An observer that records the kept counts is added for the
+  /// prefill and removed after it; the caller's own observers stay and see every layer too.
   template <class Pruner>
   PrefillResult prefill_with(const std::vector<std::int32_t>& tokens, Pruner& pruner, const Sampling& sampling = {}) {
-    pruner.set_observer([this](const ftp::LayerReport& r) { record(r); });
+    struct Recording {  // removes the recorder on every way out, exceptions included
+      Pruner& pruner;
+      int handle;
+      ~Recording() { pruner.remove_observer(handle); }
+    } recording{pruner, pruner.add_observer([this](const ftp::LayerReport& r) { record(r); })};
     return run_prefill_with(tokens, pruner, true, sampling, nullptr);
   }
 

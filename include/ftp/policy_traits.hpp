@@ -8,6 +8,7 @@
 
 #include "ftp/config.hpp"
 #include "ftp/ffn/context.hpp"
+#include "ftp/reserve/layer_rule.hpp"
 #include "ftp/scorer/context.hpp"
 
 namespace ftp {
@@ -34,13 +35,13 @@ inline constexpr bool is_importance_scorer_v = has_score_hook<S, T>::value && ha
 template <class R, class = void>
 struct is_reserve_policy : std::false_type {};
 template <class R>
-struct is_reserve_policy<
-    R, std::void_t<decltype(std::declval<const R&>().keeps_everything(std::declval<const Config&>())),
-                   decltype(std::declval<const R&>().rule(std::declval<const Config&>())), decltype(R::kNeedsMasses)>>
-    : std::true_type {};
+struct is_reserve_policy<R, std::void_t<decltype(std::declval<const R&>().keeps_everything(std::declval<const Config&>())),
+                                        decltype(R::kNeedsMasses)>>
+    : std::bool_constant<has_rule_hook_v<R>> {};
 
-/// A ReservePolicy: `keeps_everything(Config) const -> bool`, `rule(Config) const` returning a
-/// device-callable `keep(const RankInfo&) const -> bool`, and `static constexpr bool kNeedsMasses`.
+/// A ReservePolicy: `keeps_everything(Config) const -> bool`, `rule(Config, int layer) const` or
+/// `rule(Config) const` (reserve/layer_rule.hpp) returning a device-callable
+/// `keep(const RankInfo&) const -> bool`, and `static constexpr bool kNeedsMasses`.
 template <class R>
 inline constexpr bool is_reserve_policy_v = is_reserve_policy<R>::value;
 

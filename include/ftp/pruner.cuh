@@ -91,8 +91,8 @@ class Pruner {
   static_assert(has_scorer_plan_hook<Scorer>::value,
                 "ftp::Pruner: Scorer lacks plan / workspace_bytes / kNeedsAttention: derive it from ftp::ScorerBase");
   static_assert(is_reserve_policy_v<Reserve>,
-                "ftp::Pruner: Reserve needs keeps_everything(const Config&) const, rule(const Config&) const and "
-                "static constexpr bool kNeedsMasses");
+                "ftp::Pruner: Reserve needs keeps_everything(const Config&) const, rule(const Config&, int layer) "
+                "const or rule(const Config&) const, and static constexpr bool kNeedsMasses");
   static_assert(is_ffn_executor_v<Ffn, T>,
                 "ftp::Pruner: Ffn needs Weights<T>, workspace_bytes<T>(const WorkspaceShape&) const, "
                 "validate(const Weights<T>&) const and run(const FfnContext<T>&, const Weights<T>&) const");
@@ -231,7 +231,7 @@ class Pruner {
       // 1. importance of every token
       scorer_.score(ScoreContext<T>{layer, layout_, batch_, attention, config_, shape_, buf_.scores, buf_.scorer, stream});
       // 2. which tokens run the FFN
-      select_kept_tokens(stream);
+      select_kept_tokens(layer, stream);
       // 3. the one device-to-host copy: the kept count sizes the GEMMs
       int* counts = static_cast<int*>(host_staging_.get()) + 3 * shape_.max_seqs + 1;
       FTP_CUDA_CHECK(cudaMemcpyAsync(counts, buf_.selection.kept_counts, sizeof(int) * (2 * B + 1),
@@ -246,7 +246,7 @@ class Pruner {
       // 4. FFN on the kept rows, added into their residual
       run_ffn(residual, weights, buf_.selection.kept_tokens, kept, stream);
     }
-    if (observer_) observer_(report_);
+    for (const auto& entry : observers_) entry.second(report_);
   }
 
   /// Which selection runs for rules with a prefix form (CumulativeEta, TopRatio, TopCount); other
@@ -265,8 +265,29 @@ class Pruner {
   void set_gemm_output_init(GemmOutputInit init) { gemm_output_init_ = init; }
   GemmOutputInit gemm_output_init() const noexcept { return gemm_output_init_; }
 
-  /// Called on the host after every run() with that layer's report (pass {} to remove).
-  void set_observer(LayerObserver observer) { observer_ = std::move(observer); }
+  /// Adds an observer, called on the host after every run() with that layer's report, after the
+  /// observers added before it. Returns the handle that remove_observer takes.
+  int add_observer(LayerObserver observer) {
+    if (!observer) throw Error("observer", "add_observer: the observer is an empty std::function: expected a callable");
+    observers_.emplace_back(next_observer_, std::move(observer));
+    return next_observer_++;
+  }
+  /// Removes the observer add_observer returned `handle` for; false when there is none (already
+  /// removed, or never added).
+  bool remove_observer(int handle) {
+    for (auto it = observers_.begin(); it != observers_.end(); ++it) {
+      if (it->first == handle) {
+        observers_.erase(it);
+        return true;
+      }
+    }
+    return false;
+  }
+  /// Replaces every observer by `observer` (pass {} to remove them all).
+  void set_observer(LayerObserver observer) {
+    observers_.clear();
+    if (observer) add_observer(std::move(observer));
+  }
   /// The report of the latest run().
   const LayerReport& last_report() const noexcept { return report_; }
   /// Device array [last_report().kept_tokens] of the latest pruned layer's kept token indices
@@ -324,9 +345,10 @@ class Pruner {
     detail::require(a.head_dim == shape_.head_dim, "attention.head_dim", a.head_dim, "the workspace shape's head_dim");
   }
 
-  // Marks and packs the kept tokens of the planned batch into buf_.selection (device work only).
-  void select_kept_tokens(cudaStream_t stream) {
-    const auto rule = reserve_.rule(config_);
+  // Marks and packs the kept tokens of layer `layer` of the planned batch into buf_.selection
+  // (device work only).
+  void select_kept_tokens(int layer, cudaStream_t stream) {
+    const auto rule = rule_for_layer(reserve_, config_, layer);
     using Rule = std::decay_t<decltype(rule)>;
     if constexpr (has_prefix_form_v<Rule>) {
       const bool fused = selection_path_ == SelectionPath::kFused ||
@@ -376,7 +398,8 @@ class Pruner {
   SelectionPath selection_path_ = SelectionPath::kAuto;
   bool fused_selection_fits_ = false;  // the planned batch's middles suit the fused select (kAuto)
   LayerReport report_;
-  LayerObserver observer_;
+  std::vector<std::pair<int, LayerObserver>> observers_;  // (handle, observer), called in order
+  int next_observer_ = 0;
 };
 
 }  // namespace ftp

@@ -171,12 +171,8 @@ void section_ablations(Eval& E) {
 
     // (i) random scores at the attention scorer's kept count, per text and layer (Table 3).
     if (!E.out_of_time()) {
-      using Scorer = TaggedScorer<ftp::RandomScorer>;
-      auto clock = std::make_shared<LayerClock>();
-      PerLayerTopCount reserve;
-      reserve.clock = clock;
-      ftp::Pruner<bf16, Scorer, PerLayerTopCount> pruner(E.paper, shape, Scorer(ftp::RandomScorer(1234), clock),
-                                                         reserve);
+      ftp::Pruner<bf16, ftp::RandomScorer, PerLayerTopCount> pruner(E.paper, shape, ftp::RandomScorer(1234),
+                                                                    PerLayerTopCount{});
       const int reserved = reserved_tokens(E.paper, L);
       AblationResult r;
       r.group = "scorer";

@@ -259,11 +259,10 @@ double median_ttft(int reps, PrefillFn&& prefill_fn) {
 
 // ---- user-written policies (the ablations' showcase): examples/eval/policies.cuh ------------------
 
-using evalpolicies::LayerClock;
 using evalpolicies::PerLayerTopCount;
 using evalpolicies::reserved_tokens;
 using evalpolicies::ScoreCapture;
-using evalpolicies::TaggedScorer;
+using evalpolicies::CapturingScorer;
 
 // ---- the evaluation's state ----------------------------------------------------------------------
 

@@ -22,11 +22,10 @@ void section_cumulative(Eval& E) {
   llama3::DeviceModel& model = *E.model;
   const int L = nearest(E.grid.lengths, 4096), text = 0;
   const Tokens prompt = fidelity_prompt(E, L, text);
-  using Scorer = TaggedScorer<ftp::LastQueriesAttention>;
-  auto clock = std::make_shared<LayerClock>();
+  using Scorer = CapturingScorer<ftp::LastQueriesAttention>;
   auto capture = std::make_shared<ScoreCapture>();
   ftp::Pruner<bf16, Scorer, ftp::CumulativeEta> pruner(E.paper, model.pruner_shape(),
-                                                       Scorer(ftp::LastQueriesAttention{}, clock, capture));
+                                                       Scorer(ftp::LastQueriesAttention{}, capture));
   const llama3::PrefillResult r = model.prefill_with(prompt, pruner);
 
   const int P = E.paper.initial_tokens(), N = E.paper.last_queries();

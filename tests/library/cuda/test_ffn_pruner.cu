@@ -197,6 +197,77 @@ TEST_CASE("CallableFfn hands the kept rows to the user's function and adds its o
   CHECK(calls == (kept + 63) / 64);  // chunks of 64 rows
 }
 
+namespace {
+
+/// A per-layer reserve policy through the layer form of the rule hook (reserve/layer_rule.hpp):
+/// keeps the 3 x layer top-scored middle tokens and records which layers asked for a rule.
+struct ThreePerLayer {
+  static constexpr bool kNeedsMasses = false;
+  struct Rule {
+    int count;
+    FTP_HOST_DEVICE bool keep(const ftp::RankInfo& r) const { return r.rank < count; }
+  };
+  std::vector<int>* layers_asked = nullptr;
+  bool keeps_everything(const ftp::Config&) const { return false; }
+  Rule rule(const ftp::Config&, int layer) const {
+    layers_asked->push_back(layer);
+    return Rule{3 * layer};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a reserve policy's rule(Config, layer) gets the layer being pruned" * ftp_test::needs_gpu()) {
+  std::mt19937 rng(31);
+  const ftp::BatchLayout layout = layout_of({500, 301});
+  const int T_ = 801, C = 64;
+  RandomTensor<float> residual(static_cast<std::size_t>(T_) * C, rng, -1.0f, 1.0f);
+  DeviceArray<float> d_residual(residual.device_values);
+  RandomTensor<float> scores(T_, rng, 0.0f, 1.0f);
+  DeviceArray<float> d_scores(scores.device_values);
+  ProvidedScores scorer;
+  scorer.d_scores = d_scores.get();
+  const ftp::Config config(10, 5, 4, 0.9);  // P = 10, N = 5, layers >= 4 pruned
+  std::vector<int> layers_asked;
+  ThreePerLayer reserve;
+  reserve.layers_asked = &layers_asked;
+  ftp::Pruner<float, ProvidedScores, ThreePerLayer, ftp::NoFfn> pruner(config, {T_, 2, C, 1, 1, 1, 64}, scorer, reserve);
+  pruner.plan(layout.cu_seqlens.data(), 2, T_, nullptr);
+  for (int layer : {2, 4, 9, 31}) {
+    CAPTURE(layer);
+    pruner.run(layer, {}, {d_residual.get(), C, C}, {}, nullptr);
+    const ftp::LayerReport& report = pruner.last_report();
+    const int expected = layer < 4 ? T_ : 2 * (10 + 5) + 2 * 3 * layer;  // both middles are longer than 93
+    CHECK(report.kept_tokens == expected);
+  }
+  CHECK(layers_asked == std::vector<int>{4, 9, 31});  // layers below F never ask
+
+  // Several observers: called in the order added; removing one leaves the others; set_observer
+  // replaces them all; an empty one is rejected.
+  std::vector<std::string> calls;
+  const int first = pruner.add_observer([&](const ftp::LayerReport& r) { calls.push_back("a" + std::to_string(r.layer)); });
+  const int second = pruner.add_observer([&](const ftp::LayerReport& r) { calls.push_back("b" + std::to_string(r.kept_tokens)); });
+  CHECK(first != second);
+  pruner.run(5, {}, {d_residual.get(), C, C}, {}, nullptr);
+  CHECK(calls == std::vector<std::string>{"a5", "b" + std::to_string(2 * 15 + 2 * 15)});
+  CHECK(pruner.remove_observer(first));
+  CHECK_FALSE(pruner.remove_observer(first));
+  pruner.run(6, {}, {d_residual.get(), C, C}, {}, nullptr);
+  CHECK(calls.size() == 3);
+  CHECK(calls.back() == "b" + std::to_string(2 * 15 + 2 * 18));
+  pruner.set_observer([&](const ftp::LayerReport&) { calls.push_back("c"); });
+  pruner.run(7, {}, {d_residual.get(), C, C}, {}, nullptr);
+  CHECK(calls.size() == 4);
+  CHECK(calls.back() == "c");
+  CHECK_FALSE(pruner.remove_observer(second));  // set_observer removed it
+  try {
+    pruner.add_observer({});
+    FAIL("an empty observer was accepted");
+  } catch (const ftp::Error& e) {
+    CHECK(e.argument() == "observer");
+  }
+}
+
 TEST_CASE("KeepAll and layers below F give bitwise the dense FFN's result" * ftp_test::needs_gpu()) {
   std::mt19937 rng(40);
   const int C = 576, I = 1536, Hq = 9, Hkv = 3, d = 64;
