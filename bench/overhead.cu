@@ -5,9 +5,9 @@
 //   two-pass   the scorer computes the rows' log-sum-exp itself (a pass over the keys), then scores
 //   one-pass   the engine hands over its attention kernel's lse (AttentionView::lse): scores only
 //   select     RandomScorer (one hash per token): selection and the copy alone, by the one-CTA
-//              fused radix select ("select"), by the sort path ("sorted") and by the multi-CTA
-//              radix select ("multi"); the two scorers above take the pruner's automatic choice
-//              (SelectionPath::kAuto)
+//              fused radix select ("select"), by the sort path ("sorted"), by the multi-CTA
+//              radix select ("multi") and by the cluster radix select ("cluster", sm_90+); the two
+//              scorers above take the pruner's automatic choice (SelectionPath::kAuto)
 // and two ways to time one pruned layer:
 //   isolated   events around run() on an idle GPU: includes every host launch and the host wait
 //   pipelined  the same run() queued behind 0.5 ms of other GPU work, as in a real prefill where
@@ -51,6 +51,14 @@ __global__ void fill_kernel(float* x, std::size_t n, float value) {
   }
 }
 
+/// A time for the JSON, null where it was not measured (negative).
+std::string ms_or_null(double ms) {
+  if (ms < 0.0) return "null";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.5f", ms);
+  return text;
+}
+
 struct Timing {
   double isolated_ms = 0.0, pipelined_ms = 0.0, kept = 0.0;
 };
@@ -90,6 +98,9 @@ int main(int argc, char** argv) {
     int Hq, Hkv, d;
     std::vector<int> batches;
   };
+  int cluster_launch = 0;
+  bench::check(cudaDeviceGetAttribute(&cluster_launch, cudaDevAttrClusterLaunch, 0), "cluster attribute");
+  const bool has_clusters = cluster_launch != 0;  // else the cluster columns print -1
   const AttentionShape shapes[] = {{"llama3-8b", 32, 8, 128, {1, 4, 16}}, {"qwen2.5-1.5b", 12, 2, 128, {1}}};
   const int Hq_max = 32, Hkv_max = 8, d = 128;
   cudaStream_t stream;
@@ -105,8 +116,9 @@ int main(int argc, char** argv) {
   for (const AttentionShape& shape : shapes) {
     const int Hq = shape.Hq, Hkv = shape.Hkv;
     std::printf("%s attention shape (Hq=%d, Hkv=%d, d=%d)\n", shape.name, Hq, Hkv, d);
-    std::printf("%5s %7s | %9s %9s %9s %9s %9s | %9s %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass", "one-pass",
-                "select", "sorted", "multi", "two-pass", "one-pass", "select", "sorted", "multi", "kept");
+    std::printf("%5s %7s | %9s %9s %9s %9s %9s %9s | %9s %9s %9s %9s %9s %9s | %6s\n", "batch", "seq_len", "two-pass",
+                "one-pass", "select", "sorted", "multi", "cluster", "two-pass", "one-pass", "select", "sorted", "multi",
+                "cluster", "kept");
     for (int B : shape.batches) {
       for (int L : {1024, 4096, 8192, 16384, 32768, 65536, 131072}) {
         if (static_cast<std::size_t>(B) * L > T_max) continue;
@@ -127,20 +139,25 @@ int main(int argc, char** argv) {
                                                             ftp::SelectionPath::kSorted);
         const Timing multi = time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual, stream,
                                                            ftp::SelectionPath::kMultiCta);
-        std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B, L,
-                    two.isolated_ms, one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, multi.isolated_ms,
-                    two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.pipelined_ms, multi.pipelined_ms,
-                    two.kept);
+        const Timing cluster = has_clusters ? time_layer<ftp::RandomScorer>(B, L, Hq, Hkv, d, two_pass_view, residual,
+                                                                            stream, ftp::SelectionPath::kCluster)
+                                            : Timing{-1.0, -1.0, 0.0};
+        std::printf("%5d %7d | %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f | %9.4f %9.4f %9.4f %9.4f %9.4f %9.4f | %6.3f\n", B,
+                    L, two.isolated_ms, one.isolated_ms, sel.isolated_ms, sorted.isolated_ms, multi.isolated_ms,
+                    cluster.isolated_ms, two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.pipelined_ms,
+                    multi.pipelined_ms, cluster.pipelined_ms, two.kept);
         char row[1024];
         std::snprintf(row, sizeof(row),
                       "{\"shape\": \"%s\", \"batch\": %d, \"seq_len\": %d, \"score_select_ms\": %.5f, \"score_select_lse_ms\": %.5f, "
                       "\"select_ms\": %.5f, \"score_ms\": %.5f, \"pipelined_score_select_ms\": %.5f, "
                       "\"pipelined_score_select_lse_ms\": %.5f, \"pipelined_select_ms\": %.5f, \"select_sorted_ms\": %.5f, "
                       "\"pipelined_select_sorted_ms\": %.5f, \"select_multi_cta_ms\": %.5f, "
-                      "\"pipelined_select_multi_cta_ms\": %.5f, \"kept_fraction\": %.4f}",
+                      "\"pipelined_select_multi_cta_ms\": %.5f, \"select_cluster_ms\": %s, "
+                      "\"pipelined_select_cluster_ms\": %s, \"kept_fraction\": %.4f}",
                       shape.name, B, L, two.isolated_ms, one.isolated_ms, sel.isolated_ms, two.isolated_ms - sel.isolated_ms,
                       two.pipelined_ms, one.pipelined_ms, sel.pipelined_ms, sorted.isolated_ms, sorted.pipelined_ms,
-                      multi.isolated_ms, multi.pipelined_ms, two.kept);
+                      multi.isolated_ms, multi.pipelined_ms, ms_or_null(cluster.isolated_ms).c_str(),
+                      ms_or_null(cluster.pipelined_ms).c_str(), two.kept);
         rows.push_back(row);
       }
     }

@@ -69,18 +69,30 @@ def plot_ffn(plt, rows, out):
     return path
 
 
-# The longest middle segment (L - P - N, P + N = 150 by default) up to which the pruner's
-# SelectionPath::kAuto takes the fused radix select (kLongestMiddleForFusedSelection), else the sort.
+# SelectionPath::kAuto's thresholds on the longest middle segment (L - P - N, P + N = 150 by
+# default), as in include/ftp/selection/dispatch.cuh: the one-CTA select up to
+# kLongestMiddleForFusedOverCluster and the cluster select up to kLongestMiddleForClusterSelection
+# where clusters exist, else up to kLongestMiddleForFusedSelection; the multi-CTA select above.
+FUSED_OVER_CLUSTER_MAX_MIDDLE = 2048
+CLUSTER_SELECTION_MAX_MIDDLE = 24576
 FUSED_SELECTION_MAX_MIDDLE = 6144
 RESERVED_TOKENS = 150
 
 
 def auto_select_ms(r):
     """Pipelined selection time of the path the pruner takes at this row's length, if measured."""
-    fused, sort = num(r, "pipelined_select_ms"), num(r, "pipelined_select_sorted_ms")
-    if fused is None or sort is None:
+    middle = num(r, "seq_len") - RESERVED_TOKENS
+    fused, cluster = num(r, "pipelined_select_ms"), num(r, "pipelined_select_cluster_ms")
+    wide = num(r, "pipelined_select_multi_cta_ms")
+    if cluster is not None and fused is not None and wide is not None:
+        if middle <= FUSED_OVER_CLUSTER_MAX_MIDDLE:
+            return fused
+        return cluster if middle <= CLUSTER_SELECTION_MAX_MIDDLE else wide
+    if wide is None:
+        wide = num(r, "pipelined_select_sorted_ms")  # runs from before the multi-CTA select
+    if fused is None or wide is None:
         return None
-    return fused if num(r, "seq_len") - RESERVED_TOKENS <= FUSED_SELECTION_MAX_MIDDLE else sort
+    return fused if middle <= FUSED_SELECTION_MAX_MIDDLE else wide
 
 
 def plot_overhead(plt, rows, out):

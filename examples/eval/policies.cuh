@@ -37,8 +37,8 @@ class CapturingScorer : public Inner {
   CapturingScorer(Inner inner, std::shared_ptr<ScoreCapture> capture) : Inner(std::move(inner)), capture_(std::move(capture)) {}
 
   template <class T>
-  void score(const ftp::ScoreContext<T>& ctx) const {
-    Inner::score(ctx);
+  void score(const ftp::ScoreContext<T>& ctx, const typename Inner::Plan& plan) const {
+    ftp::invoke_score(static_cast<const Inner&>(*this), ctx, plan);
     std::vector<float>& host = capture_->of_layer[ctx.layer];
     host.assign(static_cast<std::size_t>(ctx.batch.num_tokens), 0.0f);
     if (!host.empty()) {
@@ -54,13 +54,16 @@ class CapturingScorer : public Inner {
 
 /// ReservePolicy with a count of middle tokens per layer: keeps the `count_of_layer[layer]`
 /// top-scored middle tokens. With RandomScorer it is the paper's random selection at the kept
-/// counts the attention scorer chose (Table 3). Its rule is the `keep(const RankInfo&)` hook.
+/// counts the attention scorer chose (Table 3). Its rule is a count per layer (rule(Config, layer)).
 struct PerLayerTopCount {
   static constexpr bool kNeedsMasses = false;
 
-  struct Rule {
-    int count;
-    FTP_HOST_DEVICE bool keep(const ftp::RankInfo& r) const { return r.rank < count; }
+  /// keep() comes from the count (CountPrefixRule), so the pruner selects it by a radix select.
+  struct Rule : ftp::CountPrefixRule<Rule> {
+    int count = 0;
+    Rule() = default;
+    FTP_HOST_DEVICE explicit Rule(int top_count) : count(top_count) {}
+    FTP_HOST_DEVICE long long keep_count(int) const { return count; }
   };
 
   bool keeps_everything(const ftp::Config&) const { return false; }

@@ -140,8 +140,8 @@ struct TimedScorer : Scorer {
   explicit TimedScorer(Scorer inner, StageClock* c = nullptr) : Scorer(std::move(inner)), clock(c) {}
 
   template <class T>
-  void score(const ftp::ScoreContext<T>& ctx) const {
-    Scorer::score(ctx);
+  void score(const ftp::ScoreContext<T>& ctx, const typename Scorer::Plan& plan) const {
+    ftp::invoke_score(static_cast<const Scorer&>(*this), ctx, plan);
     if (clock != nullptr) clock->mark(ctx.layer, StageClock::kScoreEnd, ctx.stream);
   }
 };

@@ -18,11 +18,15 @@
 // Policies: importance scorers
 #include "ftp/scorer/last_queries_attention.cuh"
 #include "ftp/scorer/random.cuh"
-// Policies: reserve rules
+// Policies: reserve rules, and the bases of a custom prefix rule
 #include "ftp/reserve/cumulative_eta.cuh"
 #include "ftp/reserve/keep_all.cuh"
+#include "ftp/reserve/prefix_rule.hpp"
 #include "ftp/reserve/top_count.cuh"
 #include "ftp/reserve/top_ratio.cuh"
+// Selection: the paths and their one dispatcher
+#include "ftp/selection/dispatch.cuh"
+#include "ftp/selection/kept_counts.hpp"
 // Policies: FFN executors
 #include "ftp/ffn/callable.cuh"
 #include "ftp/ffn/cublas_gelu_mlp.cuh"

@@ -21,8 +21,8 @@
 #include "ftp/gemm.hpp"
 #include "ftp/policy_traits.hpp"
 #include "ftp/reserve/cumulative_eta.cuh"
-#include "ftp/reserve/prefix_selection.cuh"
-#include "ftp/reserve/sorted_selection.cuh"
+#include "ftp/selection/dispatch.cuh"
+#include "ftp/selection/kept_counts.hpp"
 #include "ftp/scorer/last_queries_attention.cuh"
 #include "ftp/telemetry.hpp"
 #include "ftp/types.cuh"
@@ -48,14 +48,6 @@ struct EventDestroy {
 
 }  // namespace detail
 
-/// How the kept tokens of a prefix rule are selected (Pruner::set_selection_path).
-enum class SelectionPath {
-  kAuto,      ///< fused radix select for batches whose longest middle is short, else the multi-CTA one (default)
-  kFused,     ///< always the fused radix select (kernels/prefix_selection.cuh): one CTA per sequence
-  kSorted,    ///< always the sort, scan and compaction (reserve/sorted_selection.cuh)
-  kMultiCta,  ///< always the multi-CTA radix select (kernels/radix_select.cuh): tiles of every sequence
-};
-
 /// FFN token pruning for every decoder layer of a batch, on the caller's tensors and stream.
 ///
 /// @tparam T        element type of activations and weights: float, __half or __nv_bfloat16
@@ -67,10 +59,11 @@ enum class SelectionPath {
 /// of workspace_bytes() or the pruner allocates it once), plan() once per batch (validates
 /// cu_seqlens, uploads the layout), run() once per decoder layer after self-attention.
 ///
-/// Per-layer cost contract: run() allocates nothing. A pruned layer makes exactly one small
-/// device-to-host copy (2B+1 ints: kept count per sequence, the total, invalid-score flags) and
-/// waits for it, because cuBLAS needs the kept row count on the host. Dense layers (index < F, or a
-/// policy that keeps everything) make no copy and no sync.
+/// Per-layer cost contract: run() allocates nothing. A pruned layer waits once for the stream,
+/// because cuBLAS needs the kept row count on the host: the radix selects write the 2B+1 kept
+/// counts (KeptCounts: per sequence, the total, invalid-score flags) straight into pinned
+/// host-mapped memory; the sort path makes one small device-to-host copy of them. Dense layers
+/// (index < F, or a policy that keeps everything) make no copy and no sync.
 ///
 /// Snippet (bf16 Llama layer, paper defaults):
 /// @code
@@ -87,9 +80,11 @@ template <class T, class Scorer = LastQueriesAttention, class Reserve = Cumulati
 class Pruner {
   static_assert(is_supported_element_v<T>, "ftp::Pruner: T must be float, __half or __nv_bfloat16");
   static_assert(has_score_hook<Scorer, T>::value,
-                "ftp::Pruner: Scorer lacks `template <class T> void score(const ftp::ScoreContext<T>&) const`");
+                "ftp::Pruner: Scorer lacks `template <class T> void score(const ftp::ScoreContext<T>&) const` "
+                "(or `score(const ftp::ScoreContext<T>&, const Plan&) const`)");
   static_assert(has_scorer_plan_hook<Scorer>::value,
-                "ftp::Pruner: Scorer lacks plan / workspace_bytes / kNeedsAttention: derive it from ftp::ScorerBase");
+                "ftp::Pruner: Scorer lacks Plan / `Plan plan(const ftp::ScorerPlanContext&) const` / workspace_bytes / "
+                "kNeedsAttention: derive it from ftp::ScorerBase");
   static_assert(is_reserve_policy_v<Reserve>,
                 "ftp::Pruner: Reserve needs keeps_everything(const Config&) const, rule(const Config&, int layer) "
                 "const or rule(const Config&) const, and static constexpr bool kNeedsMasses");
@@ -100,6 +95,15 @@ class Pruner {
  public:
   using Element = T;
   using Weights = typename Ffn::template Weights<T>;
+
+  /// Everything plan() derives from one batch, held as one value: the policies keep no per-batch
+  /// state, and a run() depends only on this plan, the layer's inputs and the workspace.
+  struct BatchPlan {
+    BatchLayout layout;            ///< host copy of the layout
+    DeviceBatch batch;             ///< the device copy (pointers into the workspace)
+    SelectionPlan selection;       ///< what decides the selection path (selection/dispatch.cuh)
+    typename Scorer::Plan scorer;  ///< the scorer's plan (Scorer::plan)
+  };
 
   /// Bytes of device workspace for batches up to `shape` (the same layout run() carves).
   static std::size_t workspace_bytes(const WorkspaceShape& shape, const Config& config, const Ffn& ffn = Ffn{}) {
@@ -140,11 +144,19 @@ class Pruner {
     buf_.layout(carver, shape_, config_, ffn_);
 
     // Pinned host ints: the plan upload [3B+1], then the per-layer counts [2B+1], apart so that a
-    // run on another stream cannot overwrite an upload still in flight.
-    const std::size_t host_ints = 5 * static_cast<std::size_t>(shape_.max_seqs) + 2;
+    // run on another stream cannot overwrite an upload still in flight. Mapped, so that the
+    // selection kernels store the counts into it directly (no copy before the host reads them).
+    const std::size_t host_ints = 3 * static_cast<std::size_t>(shape_.max_seqs) + 1 + KeptCounts::ints(shape_.max_seqs);
     void* pinned = nullptr;
-    FTP_CUDA_CHECK(cudaMallocHost(&pinned, host_ints * sizeof(int)));
+    FTP_CUDA_CHECK(cudaHostAlloc(&pinned, host_ints * sizeof(int), cudaHostAllocMapped));
     host_staging_.reset(pinned);
+    void* mapped = nullptr;
+    if (cudaHostGetDevicePointer(&mapped, host_counts(), 0) == cudaSuccess) {
+      host_counts_on_device_ = static_cast<int*>(mapped);
+    } else {
+      (void)cudaGetLastError();  // no mapping on this system: the counts are copied instead
+      host_counts_on_device_ = nullptr;
+    }
     cudaEvent_t event = nullptr;
     FTP_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
     upload_done_.reset(event);
@@ -166,39 +178,38 @@ class Pruner {
   /// waits only for the previous plan's upload. Later run() calls must be ordered after it (the
   /// same stream, or an event).
   void plan(const int* h_cu_seqlens, int num_seqs, int num_tokens, cudaStream_t stream) {
-    BatchLayout layout = make_batch_layout(h_cu_seqlens, num_seqs, num_tokens);
+    BatchPlan next;
+    next.layout = make_batch_layout(h_cu_seqlens, num_seqs, num_tokens);
     detail::require_batch_fits(num_seqs, num_tokens, shape_);
     FTP_CUDA_CHECK(cudaEventSynchronize(upload_done_.get()));  // staging is free again
     int* staging = static_cast<int*>(host_staging_.get());
     const int B = num_seqs;
-    for (int b = 0; b <= B; ++b) staging[b] = layout.cu_seqlens[b];
+    for (int b = 0; b <= B; ++b) staging[b] = next.layout.cu_seqlens[b];
     for (int b = 0; b < B; ++b) {
-      const MiddleSegment mid = middle_segment(layout, b, config_);
+      const MiddleSegment mid = middle_segment(next.layout, b, config_);
       staging[B + 1 + b] = mid.begin;
       staging[2 * B + 1 + b] = mid.end;
     }
+    planned_ = false;  // the device copy changes now: no run() on a half-made plan
     FTP_CUDA_CHECK(cudaMemcpyAsync(buf_.batch_ints, staging, sizeof(int) * (3 * B + 1), cudaMemcpyHostToDevice, stream));
     FTP_CUDA_CHECK(cudaEventRecord(upload_done_.get(), stream));
-    batch_.cu_seqlens = buf_.batch_ints;
-    batch_.mid_begin = buf_.batch_ints + B + 1;
-    batch_.mid_end = buf_.batch_ints + 2 * B + 1;
-    batch_.seq_of_token = buf_.seq_of_token;
-    batch_.num_seqs = B;
-    batch_.num_tokens = num_tokens;
+    DeviceBatch& batch = next.batch;
+    batch.cu_seqlens = buf_.batch_ints;
+    batch.mid_begin = buf_.batch_ints + B + 1;
+    batch.mid_end = buf_.batch_ints + 2 * B + 1;
+    batch.seq_of_token = buf_.seq_of_token;
+    batch.num_seqs = B;
+    batch.num_tokens = num_tokens;
     if (num_tokens > 0) {
-      kernels::fill_seq_of_token_kernel<<<(num_tokens + 255) / 256, 256, 0, stream>>>(batch_.cu_seqlens, B, num_tokens,
+      kernels::fill_seq_of_token_kernel<<<(num_tokens + 255) / 256, 256, 0, stream>>>(batch.cu_seqlens, B, num_tokens,
                                                                                       buf_.seq_of_token);
       FTP_CUDA_CHECK_LAUNCH();
     }
-    int longest_middle = 0;
-    for (int b = 0; b < B; ++b) longest_middle = std::max(longest_middle, middle_segment(layout, b, config_).count());
-    wide_sort_ = detail::use_wide_sort(longest_middle);
-    fused_selection_fits_ = longest_middle <= detail::kLongestMiddleForFusedSelection;
-    longest_middle_ = longest_middle;
-    longest_seq_ = 0;
-    for (int b = 0; b < B; ++b) longest_seq_ = std::max(longest_seq_, layout.length(b));
-    layout_ = std::move(layout);
-    scorer_.plan(ScorerPlanContext{layout_, batch_, config_, shape_, buf_.scorer, stream});
+    int device = 0;
+    FTP_CUDA_CHECK(cudaGetDevice(&device));
+    next.selection = detail::make_selection_plan(next.layout, config_, device);
+    next.scorer = scorer_.plan(ScorerPlanContext{next.layout, next.batch, config_, shape_, buf_.scorer, stream});
+    plan_ = std::move(next);
     planned_ = true;
   }
 
@@ -213,15 +224,16 @@ class Pruner {
     ffn_.validate(weights);
     const bool pruned = config_.prunes_layer(layer) && !reserve_.keeps_everything(config_);
     if (pruned && Scorer::kNeedsAttention) validate_attention_shape(attention);
+    if (pruned) (void)detail::resolve_prefix_path(selection_path_, plan_.selection);  // kCluster where it cannot run
 
-    const int T_ = batch_.num_tokens, B = batch_.num_seqs;
+    const int T_ = plan_.batch.num_tokens, B = plan_.batch.num_seqs;
     report_.layer = layer;
     report_.pruned = pruned;
     report_.num_tokens = T_;
     report_.seq_lengths.resize(B);
     report_.kept_per_seq.resize(B);
     report_.invalid_scores.assign(B, 0);
-    for (int b = 0; b < B; ++b) report_.seq_lengths[b] = layout_.length(b);
+    for (int b = 0; b < B; ++b) report_.seq_lengths[b] = plan_.layout.length(b);
 
     if (!pruned) {
       run_ffn(residual, weights, nullptr, T_, stream);
@@ -229,18 +241,27 @@ class Pruner {
       report_.kept_per_seq = report_.seq_lengths;
     } else {
       // 1. importance of every token
-      scorer_.score(ScoreContext<T>{layer, layout_, batch_, attention, config_, shape_, buf_.scores, buf_.scorer, stream});
+      const ScoreContext<T> score_context{layer,  plan_.layout, plan_.batch, attention, config_,
+                                          shape_, buf_.scores,  buf_.scorer, stream};
+      invoke_score(scorer_, score_context, plan_.scorer);
       // 2. which tokens run the FFN
-      select_kept_tokens(layer, stream);
-      // 3. the one device-to-host copy: the kept count sizes the GEMMs
-      int* counts = static_cast<int*>(host_staging_.get()) + 3 * shape_.max_seqs + 1;
-      FTP_CUDA_CHECK(cudaMemcpyAsync(counts, buf_.selection.kept_counts, sizeof(int) * (2 * B + 1),
-                                     cudaMemcpyDeviceToHost, stream));
+      const KeptCounts counts{host_counts(), B};
+      std::fill(counts.data, counts.data + KeptCounts::ints(B), -1);  // unwritten counts show as -1
+      const bool counts_on_host = select_kept_tokens(layer, stream);
+      // 3. the one wait: the kept count sizes the GEMMs
+      if (!counts_on_host) {
+        FTP_CUDA_CHECK(cudaMemcpyAsync(counts.data, buf_.selection.kept_counts, sizeof(int) * KeptCounts::ints(B),
+                                       cudaMemcpyDeviceToHost, stream));
+      }
       FTP_CUDA_CHECK(cudaStreamSynchronize(stream));
-      const int kept = B > 0 ? counts[B] : 0;
+      const int kept = counts.total();
+      if (kept < 0 || kept > T_) {
+        throw Error("selection", detail::concat("the selection reported ", kept, " kept tokens of ", T_,
+                                                ": expected 0 to ", T_, " (an internal error of ftp)"));
+      }
       for (int b = 0; b < B; ++b) {
-        report_.kept_per_seq[b] = counts[b];
-        report_.invalid_scores[b] = counts[B + 1 + b];
+        report_.kept_per_seq[b] = counts.kept(b);
+        report_.invalid_scores[b] = counts.invalid(b);
       }
       report_.kept_tokens = kept;
       // 4. FFN on the kept rows, added into their residual
@@ -250,8 +271,9 @@ class Pruner {
   }
 
   /// Which selection runs for rules with a prefix form (CumulativeEta, TopRatio, TopCount); other
-  /// rules always sort. Both paths select exactly the same tokens; forcing one exists to test and
-  /// time one against the other.
+  /// rules always sort. Every path selects exactly the same tokens; forcing one exists to test and
+  /// time one against the other (selection/dispatch.cuh). kCluster on a device without thread
+  /// block clusters throws ftp::Error("selection_path") at the next pruned run().
   void set_selection_path(SelectionPath path) { selection_path_ = path; }
 
   /// The workspace the caller bound to its own cuBLAS handle with cublasSetWorkspace, rebound after
@@ -288,6 +310,8 @@ class Pruner {
     observers_.clear();
     if (observer) add_observer(std::move(observer));
   }
+  /// The plan of the batch the latest plan() set (valid once plan() has returned).
+  const BatchPlan& batch_plan() const noexcept { return plan_; }
   /// The report of the latest run().
   const LayerReport& last_report() const noexcept { return report_; }
   /// Device array [last_report().kept_tokens] of the latest pruned layer's kept token indices
@@ -345,27 +369,22 @@ class Pruner {
     detail::require(a.head_dim == shape_.head_dim, "attention.head_dim", a.head_dim, "the workspace shape's head_dim");
   }
 
-  // Marks and packs the kept tokens of layer `layer` of the planned batch into buf_.selection
-  // (device work only).
-  void select_kept_tokens(int layer, cudaStream_t stream) {
-    const auto rule = rule_for_layer(reserve_, config_, layer);
-    using Rule = std::decay_t<decltype(rule)>;
+  // The kept tokens of layer `layer` of the planned batch into buf_.selection (device work only);
+  // true when the counts also went straight to host_counts().
+  bool select_kept_tokens(int layer, cudaStream_t stream) {
+    using Rule = decltype(rule_for_layer(reserve_, config_, layer));
     if constexpr (has_prefix_form_v<Rule>) {
-      const bool fused = selection_path_ == SelectionPath::kFused ||
-                         (selection_path_ == SelectionPath::kAuto && fused_selection_fits_);
-      if (fused) {
-        detail::select_prefix_tokens(rule, buf_.scores, batch_, buf_.selection, stream);
-        return;
-      }
-      if (selection_path_ == SelectionPath::kMultiCta || selection_path_ == SelectionPath::kAuto) {
-        detail::select_prefix_tokens_multi_cta(rule, buf_.scores, batch_, longest_middle_, longest_seq_,
-                                               buf_.selection, stream);
-        return;
-      }
+      static_assert(Rule::kPrefixForm != PrefixForm::kMass || Reserve::kNeedsMasses,
+                    "ftp::Pruner: a reserve whose rule cuts by mass (MassPrefixRule) needs kNeedsMasses = true, or "
+                    "the sort path would rank it on zero masses");
     }
-    detail::mark_kept_tokens(rule, Reserve::kNeedsMasses, wide_sort_, buf_.scores, batch_, buf_.selection, stream);
-    detail::compact_kept_tokens(batch_, buf_.selection, stream);
+    return detail::select_kept_tokens(rule_for_layer(reserve_, config_, layer), Reserve::kNeedsMasses, selection_path_,
+                                      plan_.selection, buf_.scores, plan_.batch, buf_.selection, host_counts_on_device_,
+                                      stream);
   }
+
+  // The per-layer counts' part of the pinned staging (after the plan upload's 3B+1 ints).
+  int* host_counts() const noexcept { return static_cast<int*>(host_staging_.get()) + 3 * shape_.max_seqs + 1; }
 
   void run_ffn(const ResidualView<T>& residual, const Weights& weights, const int* rows, int num_rows,
                cudaStream_t stream) {
@@ -389,14 +408,10 @@ class Pruner {
   CublasWorkspace caller_cublas_workspace_;
   GemmOutputInit gemm_output_init_ = default_gemm_output_init().load();
   Buffers buf_;
-  BatchLayout layout_;
-  DeviceBatch batch_;
+  BatchPlan plan_;
   bool planned_ = false;
-  bool wide_sort_ = false;  // how the planned batch's middle segments are sorted (sorted_selection.cuh)
-  int longest_middle_ = 0;  // tokens of the planned batch's longest middle segment and sequence: the
-  int longest_seq_ = 0;     // grid of the multi-CTA radix select
   SelectionPath selection_path_ = SelectionPath::kAuto;
-  bool fused_selection_fits_ = false;  // the planned batch's middles suit the fused select (kAuto)
+  int* host_counts_on_device_ = nullptr;  // host_counts() as the device addresses it, or nullptr
   LayerReport report_;
   std::vector<std::pair<int, LayerObserver>> observers_;  // (handle, observer), called in order
   int next_observer_ = 0;

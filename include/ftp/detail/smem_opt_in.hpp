@@ -12,8 +12,8 @@ namespace ftp::detail {
 
 /// Remembers how much dynamic shared memory each kernel has been allowed on one device, so that a
 /// policy launching the same kernels for every layer makes the driver call (cudaFuncSetAttribute)
-/// only the first time a kernel needs a larger size. The attribute is per device: forget() when
-/// the device changes.
+/// only the first time a kernel needs a larger size. The attribute is per device: use_device()
+/// forgets the opt-ins when the device changes.
 class SmemOptIn {
  public:
   template <class Kernel>
@@ -34,12 +34,21 @@ class SmemOptIn {
 
   void forget() { entries_.clear(); }
 
+  /// Starts over when `device` is not the device of the opt-ins made so far.
+  void use_device(int device) {
+    if (device != device_) {
+      forget();
+      device_ = device;
+    }
+  }
+
  private:
   struct Entry {
     const void* kernel;
     std::size_t bytes;
   };
   std::vector<Entry> entries_;
+  int device_ = -1;
 };
 
 }  // namespace ftp::detail

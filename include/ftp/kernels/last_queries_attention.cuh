@@ -54,6 +54,11 @@ struct Params {
   // The register-resident pass 2 (lqa_key_scores_mma.cuh) only:
   const int* tile128_offsets = nullptr;  // [B+1] prefix count of 128-key tiles per sequence
   int rows_capacity = 0;                 // query rows of one group its shared memory holds (multiple of 16)
+  // The engine's own row lse (AttentionView::lse), read in place instead of p.lse when not null
+  const float* engine_lse = nullptr;
+  std::int64_t engine_lse_token_stride = 0;
+  std::int64_t engine_lse_head_stride = 0;
+  float engine_lse_to_natural = 1.0f;  // ln 2 for a base-2 lse
 };
 
 /// Entry idx of the [B, Hq, N] row statistics (partial, lse): sequence b, query head h and query i,

@@ -64,7 +64,7 @@ __device__ __forceinline__ uint4 load_chunk(const T* row, int chunk, bool valid,
 /// Pass 2 (key scores), register-resident. Grid: (CTAs per group, Hkv); block: 256 threads;
 /// dynamic shared memory lqa_mma::smem_bytes<D>(p.rows_capacity). Tiles of 128 keys, numbered per
 /// sequence by p.tile128_offsets, are walked with stride gridDim.x.
-/// Row lse from p.lse (pass 1's, or the engine's gathered by lqa_gather_lse_kernel), natural base.
+/// Row lse from p.lse (pass 1's), or the engine's read in place (p.engine_lse), natural base.
 template <class T, int D>
 __global__ void __launch_bounds__(lqa_mma::kThreads) lqa_key_scores_mma_kernel(const lqa::Params<T> p,
                                                                                 int num_tokens) {
@@ -135,7 +135,13 @@ __global__ void __launch_bounds__(lqa_mma::kThreads) lqa_key_scores_mma_kernel(c
         if (r < rows) {
           const int head = kv * group + r / n, i = r % n;
           pos = length - n + i;
-          lse2 = p.lse[(static_cast<std::int64_t>(b) * p.num_q_heads + head) * p.last_queries + i] * kLog2e;
+          if (p.engine_lse != nullptr) {  // the engine's lse, read in place (no gather launch)
+            const std::int64_t token = start + pos;
+            lse2 = p.engine_lse[token * p.engine_lse_token_stride + head * p.engine_lse_head_stride] *
+                   p.engine_lse_to_natural * kLog2e;
+          } else {
+            lse2 = p.lse[(static_cast<std::int64_t>(b) * p.num_q_heads + head) * p.last_queries + i] * kLog2e;
+          }
         }
         row_lse2[r] = lse2;
         row_pos[r] = pos;

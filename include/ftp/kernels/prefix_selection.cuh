@@ -25,6 +25,7 @@
 #include "ftp/device_batch.hpp"
 #include "ftp/kernels/radix_digits.cuh"
 #include "ftp/reserve/prefix_form.hpp"
+#include "ftp/selection/kept_counts.hpp"
 
 namespace ftp {
 
@@ -37,6 +38,7 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kItems = 8;                       // consecutive tokens per thread in the emission
 constexpr int kChunk = kThreads * kItems;
 constexpr int kBins = radix_digits::kBins;
+constexpr int kPackThreads = 256;               // pack_kept_kernel
 
 struct SharedState {
   unsigned int count[kBins];
@@ -76,12 +78,12 @@ using radix_digits::score_bits;
 
 /// Fused selection, one CTA (512 threads) per sequence. Writes the kept token indices of sequence
 /// b, ascending, to out + cu_seqlens[b] (the pruner's kept list itself when B = 1, else a scratch
-/// array the pack kernel reads), counts[b] = how many, counts[B + 1 + b] = 1 if a middle score was
-/// invalid (then the whole sequence is kept), and for B = 1 also counts[B] = the total.
+/// array the pack kernel reads), and through `counts` how many and whether a middle score was
+/// invalid (then the whole sequence is kept); for B = 1 also the total.
 template <class Rule, PrefixForm kForm>
 __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(Rule rule, const float* scores,
                                                                                 DeviceBatch batch, int* out,
-                                                                                int* counts) {
+                                                                                KeptCounts::Writer counts) {
   using namespace prefix_select;
   using BlockScan = cub::BlockScan<int, kThreads>;
   __shared__ SharedState s;
@@ -113,10 +115,10 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
       target = detail::eta_threshold(total, rule.mass_share());
       keep_no_middle = target == 0;  // the empty set already reaches eta x 0
     } else {
-      const long long k = rule.keep_count(n);
-      keep_no_middle = k <= 0;
-      keep_all_middle = k >= n;
-      target = static_cast<unsigned long long>(k > 0 ? k : 0);
+      const radix_digits::CountCut c = radix_digits::count_cut(rule, n);
+      keep_no_middle = c.keep_none;
+      keep_all_middle = c.keep_all;
+      target = c.target;
     }
   }
 
@@ -157,15 +159,8 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
     above = s.above;
   }
   // How many of the tokens tied at the cut are kept (the earliest ones).
-  unsigned long long ties_kept = 0;
-  if (!keep_all_middle && !keep_no_middle) {
-    if constexpr (kForm == PrefixForm::kMass) {
-      const unsigned long long tie_mass = detail::quantize_mass(__uint_as_float(cut), exponent);
-      ties_kept = (target - above + tie_mass - 1) / tie_mass;  // tie_mass > 0: the cut bin reached the target
-    } else {
-      ties_kept = target - above;
-    }
-  }
+  const unsigned long long ties_kept =
+      !keep_all_middle && !keep_no_middle ? radix_digits::ties_kept_at_cut<kForm>(cut, exponent, target, above) : 0;
 
   // 4. ordered emission: thread i owns tokens chunk + 8i .. 8i+7
   int kept_so_far = 0, ties_so_far = 0;
@@ -189,15 +184,7 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
     int tie_offset = 0, chunk_ties = 0;
     BlockScan(scan_storage).ExclusiveSum(my_ties, tie_offset, chunk_ties);
     __syncthreads();
-    int my_keep = 0;
-#pragma unroll
-    for (int j = 0; j < kItems; ++j) {
-      if (tie[j]) {
-        keep[j] = static_cast<unsigned long long>(ties_so_far + tie_offset) < ties_kept;
-        ++tie_offset;
-      }
-      my_keep += keep[j];
-    }
+    const int my_keep = radix_digits::keep_earliest_ties(keep, tie, ties_so_far + tie_offset, ties_kept);
     int keep_offset = 0, chunk_kept = 0;
     BlockScan(scan_storage).ExclusiveSum(my_keep, keep_offset, chunk_kept);
     __syncthreads();
@@ -210,28 +197,29 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
     ties_so_far += chunk_ties;
   }
   if (threadIdx.x == 0) {
-    counts[b] = kept_so_far;
-    counts[B + 1 + b] = invalid ? 1 : 0;
-    if (B == 1) counts[B] = kept_so_far;
+    counts.set_sequence(b, kept_so_far, invalid ? 1 : 0);
+    if (B == 1) counts.set_total(kept_so_far);
   }
 }
 
-/// B > 1: packs the per-sequence lists into kept[0 .. total) in sequence order and writes
-/// counts[B] = total. One CTA per sequence; its offset is the sum of the counts before it.
+/// B > 1: packs the per-sequence lists (at their token offsets in `lists`) into kept[0 .. total)
+/// in sequence order and writes the total. One CTA per sequence; its offset is the sum of the
+/// counts before it.
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads) pack_kept_kernel(DeviceBatch batch, const int* lists, int* kept,
-                                                             int* counts) {
+                                                             KeptCounts::Writer counts) {
   __shared__ int offset;
   const int b = blockIdx.x, B = batch.num_seqs;
   if (threadIdx.x == 0) {
     int sum = 0;
-    for (int i = 0; i < b; ++i) sum += counts[i];
+    for (int i = 0; i < b; ++i) sum += counts.kept(i);
     offset = sum;
-    if (b == B - 1) counts[B] = sum + counts[b];
+    if (b == B - 1) counts.set_total(sum + counts.kept(b));
   }
   __syncthreads();
   const int* src = lists + batch.cu_seqlens[b];
-  for (int i = threadIdx.x; i < counts[b]; i += kThreads) kept[offset + i] = src[i];
+  const int n = counts.kept(b);
+  for (int i = threadIdx.x; i < n; i += kThreads) kept[offset + i] = src[i];
 }
 
 }  // namespace kernels

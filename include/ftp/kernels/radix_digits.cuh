@@ -1,8 +1,8 @@
 // Device pieces of the 8-bit radix passes that both prefix selections run (the one-CTA fused select
 // of prefix_selection.cuh and the multi-CTA select of radix_select.cuh): the score bits that order
-// like the scores, the (count, mass) digit histogram of one pass, and the warp that finds the cut
-// digit in a 256-bin histogram. Every weight is an integer, so the cut does not depend on the
-// order in which atomics land.
+// like the scores, the (count, mass) digit histogram of one pass, the warp that finds the cut
+// digit in a 256-bin histogram, and the tie rules at the cut (how many ties are kept, which ones).
+// Every weight is an integer, so the cut does not depend on the order in which atomics land.
 #pragma once
 
 #include <cstdint>
@@ -95,6 +95,66 @@ __device__ inline bool find_cut_digit(int lane, const unsigned long long (&w)[8]
   }
   above_cut = acc;
   return true;
+}
+
+/// Mass mode, first pass (which sees every middle token, so its bins sum to the total mass): the
+/// target ceil(share x total) from each lane's bin sum, alike in all 32 lanes.
+__device__ inline unsigned long long mass_target_of_bins(unsigned long long lane_sum, double share) {
+  unsigned long long total = lane_sum;
+  for (int o = 16; o > 0; o /= 2) total += __shfl_xor_sync(0xffffffffu, total, o);
+  return detail::eta_threshold(total, share);
+}
+
+/// Count mode: what keep_count(n) decides for a middle of n tokens: no middle token (k <= 0), all
+/// of them (k >= n), or a cut at the top k.
+struct CountCut {
+  bool keep_none;
+  bool keep_all;
+  unsigned long long target;  // k, clamped at 0
+};
+template <class Rule>
+__device__ inline CountCut count_cut(const Rule& rule, int n) {
+  const long long k = rule.keep_count(n);
+  return CountCut{k <= 0, k >= n, static_cast<unsigned long long>(k > 0 ? k : 0)};
+}
+
+/// How many of the tokens tied at the cut are kept (the earliest ones), given the target weight and
+/// the weight `above` of the tokens above the cut (above < target <= above + the ties' weight): each
+/// tie weighs its fixed-point mass (mass mode) or 1 (count mode).
+template <PrefixForm kForm>
+__device__ inline unsigned long long ties_kept_at_cut(std::uint32_t cut, int exponent, unsigned long long target,
+                                                      unsigned long long above) {
+  if constexpr (kForm == PrefixForm::kMass) {
+    const unsigned long long tie_mass = detail::quantize_mass(__uint_as_float(cut), exponent);
+    return (target - above + tie_mass - 1) / tie_mass;  // tie_mass > 0: the cut bin reached the target
+  } else {
+    (void)cut, (void)exponent;
+    return target - above;
+  }
+}
+
+/// Kept ties among the `ties` ties of ranks [first_rank, first_rank + ties) (ranks in token order
+/// over the sequence): those below ties_kept.
+__device__ inline long long kept_ties_in(long long first_rank, long long ties, unsigned long long ties_kept) {
+  const long long limit = static_cast<long long>(ties_kept);
+  return max(0LL, min(first_rank + ties, limit) - first_rank);
+}
+
+/// One thread's emission step: of its ties (tie[j] = 1), in token order from tie rank `first_rank`,
+/// keeps those of rank below ties_kept (keep[j] = 1). Returns the thread's kept count.
+template <int kItems>
+__device__ inline int keep_earliest_ties(int (&keep)[kItems], const int (&tie)[kItems], long long first_rank,
+                                         unsigned long long ties_kept) {
+  int kept = 0;
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    if (tie[j]) {
+      keep[j] = static_cast<unsigned long long>(first_rank) < ties_kept;
+      ++first_rank;
+    }
+    kept += keep[j];
+  }
+  return kept;
 }
 
 }  // namespace radix_digits

@@ -29,6 +29,7 @@
 #include "ftp/device_batch.hpp"
 #include "ftp/kernels/radix_digits.cuh"
 #include "ftp/reserve/prefix_form.hpp"
+#include "ftp/selection/kept_counts.hpp"
 
 namespace ftp {
 namespace kernels {
@@ -109,15 +110,14 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
   if (st.decision != kUndecided) return;  // decided by an earlier pass (uniform over the sequence's CTAs)
 
   const int exponent = kForm == PrefixForm::kMass ? detail::mass_exponent(__uint_as_float(st.max_bits), n) : 0;
-  long long k = 0;
   if constexpr (kShift == 24) {
     // Decisions that need no histogram, taken alike by every CTA of the sequence.
     unsigned decided = kUndecided;
     if (st.invalid != 0 || n == 0) {
       decided = kKeepAllMiddle;
     } else if constexpr (kForm == PrefixForm::kCount) {
-      k = rule.keep_count(n);
-      if (k <= 0) decided = kKeepNoMiddle; else if (k >= n) decided = kKeepAllMiddle;
+      const radix_digits::CountCut c = radix_digits::count_cut(rule, n);
+      if (c.keep_none) decided = kKeepNoMiddle; else if (c.keep_all) decided = kKeepAllMiddle;
     }
     if (decided != kUndecided) {
       if (x == 0 && threadIdx.x == 0) st.decision = decided;
@@ -160,11 +160,9 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
     unsigned long long target = st.target, above = st.above;
     if constexpr (kShift == 24) {
       if constexpr (kForm == PrefixForm::kMass) {
-        unsigned long long total = lane_sum;  // pass 24 sees every middle token: the bins sum to the total
-        for (int o = 16; o > 0; o /= 2) total += __shfl_xor_sync(0xffffffffu, total, o);
-        target = detail::eta_threshold(total, rule.mass_share());
+        target = radix_digits::mass_target_of_bins(lane_sum, rule.mass_share());
       } else {
-        target = static_cast<unsigned long long>(rule.keep_count(n));
+        target = radix_digits::count_cut(rule, n).target;
       }
       above = 0;
     }
@@ -180,12 +178,7 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
         st.above = acc;
         st.target = target;
         if constexpr (kShift == 0) {
-          if constexpr (kForm == PrefixForm::kMass) {
-            const unsigned long long tie_mass = detail::quantize_mass(__uint_as_float(cut), exponent);
-            st.ties_kept = (target - acc + tie_mass - 1) / tie_mass;  // > 0: the cut bin reached the target
-          } else {
-            st.ties_kept = target - acc;
-          }
+          st.ties_kept = radix_digits::ties_kept_at_cut<kForm>(cut, exponent, target, acc);
           st.decision = kCut;
         }
       }
@@ -253,11 +246,10 @@ static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_co
 }
 
 /// 4. Ordered emission: the kept token indices, ascending and packed over the batch, into kept;
-/// counts[b] = kept in sequence b, counts[B] = the total, counts[B + 1 + b] = 1 if b had an
-/// invalid middle score.
+/// through `counts`: kept in sequence b, whether b had an invalid middle score, and the total.
 static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_emit_kernel(
     const float* scores, DeviceBatch batch, const radix_select::RadixSelectState* state, const int* tile_counts,
-    int* kept, int* counts) {
+    int* kept, KeptCounts::Writer counts) {
   using namespace radix_select;
   using BlockScan = cub::BlockScan<int, kThreads>;
   __shared__ typename BlockScan::TempStorage scan_storage;
@@ -286,7 +278,7 @@ static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_em
     for (int y = 0; y < my_tiles; ++y) {
       const int* c = tile_counts + 2 * (static_cast<long long>(b) * tiles + y);
       const long long tie_lo = ties_before, tie_hi = ties_before + c[1];
-      const long long kept_ties = max(0LL, min(tie_hi, ties_kept) - tie_lo);
+      const long long kept_ties = radix_digits::kept_ties_in(tie_lo, c[1], static_cast<unsigned long long>(ties_kept));
       if (y == x) {
         before = seq_total;
         s_ties_before = ties_before;
@@ -296,9 +288,8 @@ static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_em
     }
     s_offset = offset + before;
     if (x == 0) {
-      counts[b] = static_cast<int>(seq_total);
-      counts[B + 1 + b] = st.invalid != 0 ? 1 : 0;
-      if (b == B - 1) counts[B] = static_cast<int>(offset + seq_total);
+      counts.set_sequence(b, static_cast<int>(seq_total), st.invalid != 0 ? 1 : 0);
+      if (b == B - 1) counts.set_total(static_cast<int>(offset + seq_total));
     }
   }
   __syncthreads();
@@ -310,15 +301,7 @@ static __global__ void __launch_bounds__(radix_select::kThreads) radix_select_em
   BlockScan(scan_storage).ExclusiveSum(my_ties, tie_offset);
   __syncthreads();
   const unsigned long long ties_kept = st.decision == kCut ? st.ties_kept : 0;
-  int my_keep = 0;
-#pragma unroll
-  for (int j = 0; j < kItems; ++j) {
-    if (tie[j]) {
-      keep[j] = static_cast<unsigned long long>(s_ties_before + tie_offset) < ties_kept;
-      ++tie_offset;
-    }
-    my_keep += keep[j];
-  }
+  const int my_keep = radix_digits::keep_earliest_ties(keep, tie, s_ties_before + tie_offset, ties_kept);
   int keep_offset = 0;
   BlockScan(scan_storage).ExclusiveSum(my_keep, keep_offset);
   int* dst = kept + s_offset + keep_offset;

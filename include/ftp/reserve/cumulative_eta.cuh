@@ -3,9 +3,7 @@
 
 #include "ftp/config.hpp"
 #include "ftp/detail/host_device.hpp"
-#include "ftp/detail/importance_mass.hpp"
-#include "ftp/kernels/selection.cuh"
-#include "ftp/reserve/prefix_form.hpp"
+#include "ftp/reserve/prefix_rule.hpp"
 
 namespace ftp {
 
@@ -25,14 +23,12 @@ namespace ftp {
 struct CumulativeEta {
   static constexpr bool kNeedsMasses = true;
 
-  struct Rule {
+  /// Rank r is kept iff the ranks before it have not yet reached ceil(eta x total): keep() and the
+  /// prefix form both come from MassPrefixRule.
+  struct Rule : MassPrefixRule<Rule> {
     double eta;
-    /// Rank r is kept iff the ranks before it have not yet reached the threshold.
-    FTP_HOST_DEVICE bool keep(const RankInfo& r) const {
-      return r.mass_before < detail::eta_threshold(r.total_mass, eta);
-    }
-    /// The kept ranks are a prefix cut by mass: the pruner selects them without a sort.
-    static constexpr PrefixForm kPrefixForm = PrefixForm::kMass;
+    Rule() = default;
+    FTP_HOST_DEVICE explicit Rule(double share) : eta(share) {}
     FTP_HOST_DEVICE double mass_share() const { return eta; }
   };
 

@@ -3,7 +3,7 @@
 
 #include "ftp/config.hpp"
 #include "ftp/detail/host_device.hpp"
-#include "ftp/kernels/selection.cuh"
+#include "ftp/reserve/rank_info.hpp"
 
 namespace ftp {
 

@@ -1,7 +1,8 @@
 // PrefixForm: how a reserve rule whose kept ranks are a prefix of the score ranking places its cut.
-// A rule declares `static constexpr PrefixForm kPrefixForm` to be selected by the fused radix select
-// (reserve/prefix_selection.cuh) instead of the sort. Plain C++: the rules include it without the
-// selection kernels.
+// A rule with `static constexpr PrefixForm kPrefixForm` is selected by the fused radix select
+// (reserve/prefix_selection.cuh) instead of the sort. A rule gets the member, and a keep() hook that
+// agrees with it, by deriving from MassPrefixRule or CountPrefixRule (reserve/prefix_rule.hpp).
+// Plain C++: the rules include it without the selection kernels.
 #pragma once
 
 namespace ftp {

@@ -4,8 +4,7 @@
 #include "ftp/config.hpp"
 #include "ftp/detail/host_device.hpp"
 #include "ftp/error.hpp"
-#include "ftp/kernels/selection.cuh"
-#include "ftp/reserve/prefix_form.hpp"
+#include "ftp/reserve/prefix_rule.hpp"
 
 namespace ftp {
 
@@ -18,11 +17,12 @@ struct TopCount {
     detail::require(keep_count >= 0, "count", keep_count, "count >= 0");
   }
 
-  struct Rule {
+  /// Keeps the top `count` ranks (all of a shorter segment): keep() and the prefix form both come
+  /// from CountPrefixRule.
+  struct Rule : CountPrefixRule<Rule> {
     int count;
-    FTP_HOST_DEVICE bool keep(const RankInfo& r) const { return r.rank < count; }
-    /// The kept ranks are a prefix cut by count: the pruner selects them without a sort.
-    static constexpr PrefixForm kPrefixForm = PrefixForm::kCount;
+    Rule() = default;
+    FTP_HOST_DEVICE explicit Rule(int top_count) : count(top_count) {}
     FTP_HOST_DEVICE long long keep_count(int) const { return count; }
   };
 

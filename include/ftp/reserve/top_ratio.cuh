@@ -7,8 +7,7 @@
 #include "ftp/detail/host_device.hpp"
 #include "ftp/detail/importance_mass.hpp"
 #include "ftp/error.hpp"
-#include "ftp/kernels/selection.cuh"
-#include "ftp/reserve/prefix_form.hpp"
+#include "ftp/reserve/prefix_rule.hpp"
 
 namespace ftp {
 
@@ -22,11 +21,12 @@ struct TopRatio {
                     "0 < ratio <= 1");
   }
 
-  struct Rule {
+  /// Keeps the top ceil(ratio x n) ranks of n: keep() and the prefix form both come from
+  /// CountPrefixRule.
+  struct Rule : CountPrefixRule<Rule> {
     double ratio;
-    FTP_HOST_DEVICE bool keep(const RankInfo& r) const { return r.rank < detail::ratio_keep_count(ratio, r.count); }
-    /// The kept ranks are a prefix cut by count: the pruner selects them without a sort.
-    static constexpr PrefixForm kPrefixForm = PrefixForm::kCount;
+    Rule() = default;
+    FTP_HOST_DEVICE explicit Rule(double keep_ratio) : ratio(keep_ratio) {}
     FTP_HOST_DEVICE long long keep_count(int count) const { return detail::ratio_keep_count(ratio, count); }
   };
 

@@ -14,7 +14,9 @@
 
 namespace ftp {
 
-/// Passed to `Scorer::plan` once per batch (Pruner::plan).
+/// Passed to `Scorer::plan` once per batch (Pruner::plan), which returns the scorer's plan of the
+/// batch as a value (`Scorer::Plan`); the pruner keeps it and hands it back to every score() of that
+/// batch, so a scorer holds no per-batch state.
 struct ScorerPlanContext {
   const BatchLayout& layout;    ///< host copy of the batch layout
   DeviceBatch batch;            ///< device copy
@@ -38,13 +40,17 @@ struct ScoreContext {
   cudaStream_t stream;
 };
 
-/// Default hooks for scorers: no workspace, nothing to plan. A custom scorer derives from this and
-/// adds `template <class T> void score(const ScoreContext<T>&)`.
+/// Default hooks for scorers: no workspace, an empty plan. A custom scorer derives from this and
+/// adds `template <class T> void score(const ScoreContext<T>&) const`, or, when it plans per
+/// batch, its own `Plan`, `Plan plan(const ScorerPlanContext&) const` and
+/// `template <class T> void score(const ScoreContext<T>&, const Plan&) const`.
 struct ScorerBase {
   /// False for scorers that ignore q/k (the pruner then accepts an empty AttentionView).
   static constexpr bool kNeedsAttention = true;
+  /// What a scorer derives from a batch's layout once per batch (nothing, by default).
+  struct Plan {};
   static std::size_t workspace_bytes(const WorkspaceShape&, const Config&) { return 0; }
-  void plan(const ScorerPlanContext&) {}
+  Plan plan(const ScorerPlanContext&) const { return Plan{}; }
 };
 
 }  // namespace ftp

@@ -31,29 +31,33 @@ struct LastQueriesAttention : ScorerBase {
     return carver.used();
   }
 
-  void plan(const ScorerPlanContext& ctx) {
+  /// The grid sizes of one planned batch, and the device they were planned on.
+  struct Plan {
+    int total_splits = 0;    // key splits of the row-statistics pass over the batch
+    int total_tiles = 0;     // key tiles of the S-tile scores kernel
+    int total_tiles128 = 0;  // key tiles of the MMA scores kernel
+    int rows_capacity = 0;   // query rows of one group the register-resident pass 2 holds
+    int num_sms = 0;
+    int max_smem_optin = 0;
+    int device = -1;
+  };
+
+  Plan plan(const ScorerPlanContext& ctx) const {
     const int B = ctx.layout.num_seqs();
-    total_splits_ = 0;
-    total_tiles_ = 0;
-    total_tiles128_ = 0;
+    Plan plan;
     for (int b = 0; b < B; ++b) {
       const int length = ctx.layout.length(b);
-      total_splits_ += (length + kernels::lqa::kKeysPerSplit - 1) / kernels::lqa::kKeysPerSplit;
-      total_tiles_ += (length + kernels::lqa::kKeys - 1) / kernels::lqa::kKeys;
-      total_tiles128_ += (length + kernels::lqa_mma::kTileKeys - 1) / kernels::lqa_mma::kTileKeys;
+      plan.total_splits += (length + kernels::lqa::kKeysPerSplit - 1) / kernels::lqa::kKeysPerSplit;
+      plan.total_tiles += (length + kernels::lqa::kKeys - 1) / kernels::lqa::kKeys;
+      plan.total_tiles128 += (length + kernels::lqa_mma::kTileKeys - 1) / kernels::lqa_mma::kTileKeys;
     }
-    if (B == 0) return;
+    if (B == 0) return plan;
     // The register-resident pass 2 holds one group's G * n query rows in shared memory.
     const int group = ctx.shape.num_q_heads / ctx.shape.num_kv_heads;
-    rows_capacity_ = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) + 15) / 16 * 16;
-    int device = 0;
-    FTP_CUDA_CHECK(cudaGetDevice(&device));
-    if (device != device_) {
-      smem_opt_in_.forget();
-      device_ = device;
-    }
-    FTP_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
-    FTP_CUDA_CHECK(cudaDeviceGetAttribute(&max_smem_optin_, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    plan.rows_capacity = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) + 15) / 16 * 16;
+    FTP_CUDA_CHECK(cudaGetDevice(&plan.device));
+    FTP_CUDA_CHECK(cudaDeviceGetAttribute(&plan.num_sms, cudaDevAttrMultiProcessorCount, plan.device));
+    FTP_CUDA_CHECK(cudaDeviceGetAttribute(&plan.max_smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, plan.device));
     const Buffers buf = carve(ctx.workspace, ctx.shape, ctx.config);
     kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa::kKeysPerSplit,
                                                          buf.split_offsets);
@@ -64,14 +68,15 @@ struct LastQueriesAttention : ScorerBase {
     kernels::unit_offsets_kernel<<<1, 1, 0, ctx.stream>>>(ctx.batch.cu_seqlens, B, kernels::lqa_mma::kTileKeys,
                                                          buf.tile128_offsets);
     FTP_CUDA_CHECK_LAUNCH();
+    return plan;
   }
 
   template <class T>
-  void score(const ScoreContext<T>& ctx) const {
+  void score(const ScoreContext<T>& ctx, const Plan& plan) const {
     switch (ctx.attention.head_dim) {
-      case 64: return launch<T, 64>(ctx);
-      case 128: return launch<T, 128>(ctx);
-      case 256: return launch<T, 256>(ctx);
+      case 64: return launch<T, 64>(ctx, plan);
+      case 128: return launch<T, 128>(ctx, plan);
+      case 256: return launch<T, 256>(ctx, plan);
       default:
         throw Error("attention.head_dim", detail::concat("argument 'attention.head_dim' = ", ctx.attention.head_dim,
                                                          " is invalid: expected 64, 128 or 256"));
@@ -111,9 +116,10 @@ struct LastQueriesAttention : ScorerBase {
   }
 
   template <class T, int D>
-  void launch(const ScoreContext<T>& ctx) const {
+  void launch(const ScoreContext<T>& ctx, const Plan& plan) const {
     const int B = ctx.layout.num_seqs();
     if (B == 0 || ctx.layout.num_tokens() == 0) return;
+    smem_opt_in_.use_device(plan.device);
     const Buffers buf = carve(ctx.workspace, ctx.shape, ctx.config);
     const AttentionView<T>& a = ctx.attention;
     kernels::lqa::Params<T> p;
@@ -140,12 +146,20 @@ struct LastQueriesAttention : ScorerBase {
     p.aligned = aligned16(a.q, a.q_row_stride) && aligned16(a.k, a.k_row_stride);
 
     p.tile128_offsets = buf.tile128_offsets;
-    p.rows_capacity = rows_capacity_;
+    p.rows_capacity = plan.rows_capacity;
 
     // 1. row log-sum-exp of the last n queries: the engine's, or pass 1 over the keys
     const int stat_rows = B * a.num_q_heads * ctx.config.last_queries();
     const std::size_t smem = kernels::lqa::SharedTiles<T, D>::bytes();
-    if (a.lse != nullptr) {
+    const std::size_t mma_smem = kernels::lqa_mma::smem_bytes<D>(plan.rows_capacity);
+    const bool mma_pass = !std::is_same_v<T, float> && mma_smem <= static_cast<std::size_t>(plan.max_smem_optin);
+    if (a.lse != nullptr && mma_pass) {
+      // the MMA pass reads the engine's lse in place: no gather launch
+      p.engine_lse = a.lse;
+      p.engine_lse_token_stride = a.lse_token_stride;
+      p.engine_lse_head_stride = a.lse_head_stride;
+      p.engine_lse_to_natural = a.lse_base == LseBase::kLog2 ? 0.6931471805599453f : 1.0f;
+    } else if (a.lse != nullptr) {
       const float to_natural = a.lse_base == LseBase::kLog2 ? 0.6931471805599453f : 1.0f;
       kernels::lqa_gather_lse_kernel<T><<<(stat_rows + 255) / 256, 256, 0, ctx.stream>>>(
           p, a.lse, a.lse_token_stride, a.lse_head_stride, to_natural);
@@ -155,7 +169,7 @@ struct LastQueriesAttention : ScorerBase {
       const int row_chunks = (group * std::min(ctx.config.last_queries(), ctx.layout.max_length()) +
                               kernels::lqa::kRows - 1) / kernels::lqa::kRows;
       smem_opt_in_.ensure(kernels::lqa_row_stats_kernel<T, D>, smem);
-      const dim3 stats_grid(static_cast<unsigned>(total_splits_), static_cast<unsigned>(a.num_kv_heads),
+      const dim3 stats_grid(static_cast<unsigned>(plan.total_splits), static_cast<unsigned>(a.num_kv_heads),
                             static_cast<unsigned>(row_chunks));
       kernels::lqa_row_stats_kernel<T, D><<<stats_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p);
       FTP_CUDA_CHECK_LAUNCH();
@@ -165,12 +179,11 @@ struct LastQueriesAttention : ScorerBase {
 
     // 2. key scores per KV group, then summed over the groups in order
     const int T_ = ctx.layout.num_tokens();
-    const std::size_t mma_smem = kernels::lqa_mma::smem_bytes<D>(rows_capacity_);
     if constexpr (!std::is_same_v<T, float>) {
-      if (mma_smem <= static_cast<std::size_t>(max_smem_optin_)) {
+      if (mma_pass) {
         smem_opt_in_.ensure(kernels::lqa_key_scores_mma_kernel<T, D>, mma_smem);
         // Two CTAs per multiprocessor over all groups; each CTA walks its group's tiles with a stride.
-        const int per_group = std::max(1, std::min(total_tiles128_, (2 * num_sms_ + a.num_kv_heads - 1) / a.num_kv_heads));
+        const int per_group = std::max(1, std::min(plan.total_tiles128, (2 * plan.num_sms + a.num_kv_heads - 1) / a.num_kv_heads));
         const dim3 grid(static_cast<unsigned>(per_group), static_cast<unsigned>(a.num_kv_heads));
         kernels::lqa_key_scores_mma_kernel<T, D><<<grid, kernels::lqa_mma::kThreads, mma_smem, ctx.stream>>>(p, T_);
         FTP_CUDA_CHECK_LAUNCH();
@@ -181,22 +194,15 @@ struct LastQueriesAttention : ScorerBase {
     }
     // fp32 inputs, or more query rows per group than shared memory holds: the S-tile kernel
     smem_opt_in_.ensure(kernels::lqa_key_scores_kernel<T, D>, smem);
-    const dim3 scores_grid(static_cast<unsigned>(total_tiles_), static_cast<unsigned>(a.num_kv_heads));
+    const dim3 scores_grid(static_cast<unsigned>(plan.total_tiles), static_cast<unsigned>(a.num_kv_heads));
     kernels::lqa_key_scores_kernel<T, D><<<scores_grid, kernels::lqa::kThreads, smem, ctx.stream>>>(p, T_);
     FTP_CUDA_CHECK_LAUNCH();
     kernels::lqa_sum_heads_kernel<T><<<(T_ + 255) / 256, 256, 0, ctx.stream>>>(p, T_);
     FTP_CUDA_CHECK_LAUNCH();
   }
 
-  int total_splits_ = 0;  // of the planned batch
-  int total_tiles_ = 0;
-  int total_tiles128_ = 0;
-  int rows_capacity_ = 0;  // query rows of one group the register-resident pass 2 holds
-  int num_sms_ = 0;
-  int max_smem_optin_ = 0;
-  int device_ = -1;  // the device plan() last ran on
-  // The kernels already allowed their dynamic shared memory on device_, so that the driver call
-  // happens on the first pruned layer only, not on every layer.
+  // Not batch state: which kernels were already allowed their dynamic shared memory on the device
+  // last scored on, so that the driver call happens on the first pruned layer only.
   mutable detail::SmemOptIn smem_opt_in_;
 };
 

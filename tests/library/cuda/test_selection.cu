@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "ftp/ftp.hpp"
@@ -91,10 +92,11 @@ void check_selection(const Reserve& reserve, const HostReserve& host_reserve, co
   pruner.plan(layout.cu_seqlens.data(), B, T_, nullptr);
   const std::vector<std::uint8_t> flags = host_reserve.select(scores, layout, config);
   const std::vector<int> want = ftp::host::kept_tokens(flags);
-  // Every selection path: the one-CTA and the multi-CTA radix selects (rules with a prefix form),
-  // the sort, and the automatic choice between them.
+  // Every selection path: the one-CTA, the cluster and the multi-CTA radix selects (rules with a
+  // prefix form), the sort, and the automatic choice between them.
   for (const ftp::SelectionPath path : {ftp::SelectionPath::kFused, ftp::SelectionPath::kSorted,
-                                        ftp::SelectionPath::kMultiCta, ftp::SelectionPath::kAuto}) {
+                                        ftp::SelectionPath::kMultiCta, ftp::SelectionPath::kCluster,
+                                        ftp::SelectionPath::kAuto}) {
     CAPTURE(static_cast<int>(path));
     pruner.set_selection_path(path);
     cuda_ok(cudaMemset(const_cast<int*>(pruner.kept_token_indices()), 0xFF, sizeof(int) * std::max(T_, 1)),
