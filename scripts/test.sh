@@ -39,6 +39,7 @@ cmake --build build -j"$(nproc)"
 # 5. A short fuzz run of the GGUF parser and the tokenizer (libFuzzer, ASan + UBSan), 30 s each.
 bash scripts/fuzz.sh 30
 
-# 6. Everything through ctest: host tests, GPU tests, consumers (add_subdirectory, find_package),
-#    the README snippet, the API docs (warnings are errors), sanitize.sh's triage on sample logs.
+# 6. Everything through ctest: host tests, one entry per GPU test file (label gpu; each skips
+#    visibly without a GPU), consumers (add_subdirectory, find_package), the README snippet, the
+#    API docs (warnings are errors), sanitize.sh's triage on sample logs.
 ctest --test-dir build --output-on-failure

@@ -1,8 +1,8 @@
 // A cuBLAS GEMM on its own, with no ftp kernel involved, whose output a plain copy kernel then reads.
 // Two cases, each a correctness check of what ftp relies on (the GEMM writes every element of its
 // output: a never-written buffer ends bitwise equal to a poisoned one, and both match double loops)
-// and each a probe for compute-sanitizer initcheck (scripts/sanitize.sh runs it with
-// FTP_INITCHECK_GEMM_OUTPUTS=1, one run per test case):
+// and each a probe for compute-sanitizer initcheck (scripts/sanitize.sh runs this file's CTest
+// entry, gpu.library.cublas_probe, under ctest -T memcheck with FTP_INITCHECK_GEMM_OUTPUTS=1):
 //   1. a raw cublasGemmEx, read by initcheck_probe_copy_kernel: initcheck reports those reads,
 //      although the GEMM wrote every element. That is its blind spot for cuBLAS's Hopper (TMA)
 //      stores, and the triage counts these reports apart;

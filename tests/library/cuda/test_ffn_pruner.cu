@@ -166,16 +166,42 @@ struct DoubleFfn {
 
 }  // namespace
 
+namespace {
+
+/// Two sequences of random fp32 residual rows (C = 64) and random scores on the device, scored by
+/// ProvidedScores: the common ground of the policy-hook cases below.
+struct ProvidedScoresBatch {
+  static constexpr int C = 64;
+  ftp::BatchLayout layout;
+  int num_tokens;
+  RandomTensor<float> residual;
+  DeviceArray<float> d_residual;
+  RandomTensor<float> scores;
+  DeviceArray<float> d_scores;
+  ProvidedScores scorer;
+
+  ProvidedScoresBatch(std::mt19937& rng, std::vector<int> lengths)
+      : layout(layout_of(lengths)),
+        num_tokens(layout.num_tokens()),
+        residual(static_cast<std::size_t>(num_tokens) * C, rng, -1.0f, 1.0f),
+        d_residual(residual.device_values),
+        scores(num_tokens, rng, 0.0f, 1.0f),
+        d_scores(scores.device_values) {
+    scorer.d_scores = d_scores.get();
+  }
+};
+
+}  // namespace
+
 TEST_CASE("CallableFfn hands the kept rows to the user's function and adds its output" * ftp_test::needs_gpu()) {
   std::mt19937 rng(30);
-  const ftp::BatchLayout layout = layout_of({500, 200});
-  const int T_ = 700, C = 64;
-  RandomTensor<float> residual(static_cast<std::size_t>(T_) * C, rng, -1.0f, 1.0f);
-  DeviceArray<float> d_residual(residual.device_values);
-  RandomTensor<float> scores(T_, rng, 0.0f, 1.0f);
-  DeviceArray<float> d_scores(scores.device_values);
-  ProvidedScores scorer;
-  scorer.d_scores = d_scores.get();
+  ProvidedScoresBatch batch(rng, {500, 200});
+  const ftp::BatchLayout& layout = batch.layout;
+  const int T_ = batch.num_tokens, C = ProvidedScoresBatch::C;
+  const RandomTensor<float>& residual = batch.residual;
+  const RandomTensor<float>& scores = batch.scores;
+  DeviceArray<float>& d_residual = batch.d_residual;
+  ProvidedScores& scorer = batch.scorer;
   int calls = 0;
   const ftp::Config config(10, 5, 0, 0.9);
   using Exec = ftp::CallableFfn<DoubleFfn>;
@@ -219,14 +245,11 @@ struct ThreePerLayer {
 
 TEST_CASE("a reserve policy's rule(Config, layer) gets the layer being pruned" * ftp_test::needs_gpu()) {
   std::mt19937 rng(31);
-  const ftp::BatchLayout layout = layout_of({500, 301});
-  const int T_ = 801, C = 64;
-  RandomTensor<float> residual(static_cast<std::size_t>(T_) * C, rng, -1.0f, 1.0f);
-  DeviceArray<float> d_residual(residual.device_values);
-  RandomTensor<float> scores(T_, rng, 0.0f, 1.0f);
-  DeviceArray<float> d_scores(scores.device_values);
-  ProvidedScores scorer;
-  scorer.d_scores = d_scores.get();
+  ProvidedScoresBatch batch(rng, {500, 301});
+  const ftp::BatchLayout& layout = batch.layout;
+  const int T_ = batch.num_tokens, C = ProvidedScoresBatch::C;
+  DeviceArray<float>& d_residual = batch.d_residual;
+  ProvidedScores& scorer = batch.scorer;
   const ftp::Config config(10, 5, 4, 0.9);  // P = 10, N = 5, layers >= 4 pruned
   std::vector<int> layers_asked;
   ThreePerLayer reserve;
