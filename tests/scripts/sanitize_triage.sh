@@ -33,6 +33,12 @@ entry() {
   echo "$4" > "$1/$2/$3.status"
 }
 
+# uninit_read SIZE AT ADDRESS: one initcheck record of an uninitialized read at AT (kernel+offset).
+uninit_read() {
+  printf '%s\n' "========= Uninitialized __global__ memory read of size $1 bytes" "=========     at $2" \
+    "=========     by thread (0,0,0) in block (0,0,0)" "=========     Address $3" "========="
+}
+
 # check NAME EXIT OUTPUT PATTERN...: EXIT is the expected exit status, every PATTERN (grep -E) must
 # match a line of OUTPUT; a PATTERN starting with "!" must match none.
 check() {
@@ -100,11 +106,7 @@ entry "$clean" racecheck gpu.library.ffn_pruner "passed 40 -" << EOF
 ========= RACECHECK SUMMARY: 1 hazard displayed (1 error, 0 warnings)
 EOF
 entry "$clean" initcheck gpu.library.cublas_probe "passed 22 -" << EOF
-========= Uninitialized __global__ memory read of size 2 bytes
-=========     at void <unnamed>::initcheck_probe_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90
-=========     by thread (1,0,0) in block (0,0,0)
-=========     Address 0x7fa38a06e110
-=========
+$(uninit_read 2 "void <unnamed>::initcheck_probe_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90" 0x7fa38a06e110)
 ========= Warning: Error buffer overflow has been detected. Some records have been dropped
 ========= ERROR SUMMARY: 2 errors
 EOF
@@ -155,22 +157,14 @@ expect "a hazard in an ftp kernel is a finding" "$dir" 1 "hazards in ftp / runne
 
 dir=$(with_clean uninit)
 entry "$dir" initcheck gpu.library.selection "passed 30 -" << EOF
-========= Uninitialized __global__ memory read of size 4 bytes
-=========     at void ftp::kernels::gather_rows_kernel<float>(const T1 *, long, const int *, int, int, T1 *)+0x1f0
-=========     by thread (0,0,0) in block (3,0,0)
-=========     Address 0x7f0000000000
-=========
+$(uninit_read 4 "void ftp::kernels::gather_rows_kernel<float>(const T1 *, long, const int *, int, int, T1 *)+0x1f0" 0x7f0000000000)
 ========= ERROR SUMMARY: 1 error
 EOF
 expect "an uninitialized read in an ftp kernel is a finding" "$dir" 1 "FINDING: uninitialized reads" "gather_rows_kernel"
 
 dir=$(with_clean gemm_reader)
 entry "$dir" initcheck gpu.library.ffn_pruner "passed 30 -" << EOF
-========= Uninitialized __global__ memory read of size 16 bytes
-=========     at void ftp::kernels::swiglu_kernel<__nv_bfloat16, (int)8>(const T1 *, int, int, T1 *)+0x4b0
-=========     by thread (0,0,0) in block (8,0,0)
-=========     Address 0x7fa38a06e100
-=========
+$(uninit_read 16 "void ftp::kernels::swiglu_kernel<__nv_bfloat16, (int)8>(const T1 *, int, int, T1 *)+0x4b0" 0x7fa38a06e100)
 ========= ERROR SUMMARY: 1 error
 EOF
 expect "with the GEMM outputs marked, a read in a GEMM's reader is a finding" "$dir" 1 \
@@ -186,16 +180,8 @@ expect "initcheck errors past the print limit outside the probe are a finding" "
 
 dir=$(with_clean probe_helper)
 entry "$dir" initcheck gpu.library.cublas_probe "passed 22 -" << EOF
-========= Uninitialized __global__ memory read of size 2 bytes
-=========     at void <unnamed>::initcheck_probe_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90
-=========     by thread (1,0,0) in block (0,0,0)
-=========     Address 0x7fa38a06e110
-=========
-========= Uninitialized __global__ memory read of size 2 bytes
-=========     at void <unnamed>::gemm_output_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90
-=========     by thread (1,0,0) in block (0,0,0)
-=========     Address 0x7fa38a16e110
-=========
+$(uninit_read 2 "void <unnamed>::initcheck_probe_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90" 0x7fa38a06e110)
+$(uninit_read 2 "void <unnamed>::gemm_output_copy_kernel(const __nv_bfloat16 *, __nv_bfloat16 *, int)+0x90" 0x7fa38a16e110)
 ========= ERROR SUMMARY: 2 errors
 EOF
 expect "in the probe's entry, a read after ftp's GEMM helper (its second case) is a finding" "$dir" 1 \
