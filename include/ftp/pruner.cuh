@@ -224,7 +224,7 @@ class Pruner {
     ffn_.validate(weights);
     const bool pruned = config_.prunes_layer(layer) && !reserve_.keeps_everything(config_);
     if (pruned && Scorer::kNeedsAttention) validate_attention_shape(attention);
-    if (pruned) (void)detail::resolve_prefix_path(selection_path_, plan_.selection);  // kCluster where it cannot run
+    if (pruned) check_selection_path();
 
     const int T_ = plan_.batch.num_tokens, B = plan_.batch.num_seqs;
     report_.layer = layer;
@@ -381,6 +381,13 @@ class Pruner {
     return detail::select_kept_tokens(rule_for_layer(reserve_, config_, layer), Reserve::kNeedsMasses, selection_path_,
                                       plan_.selection, buf_.scores, plan_.batch, buf_.selection, host_counts_on_device_,
                                       stream);
+  }
+
+  // Throws ftp::Error("selection_path") for a forced path the device cannot run, before any work of
+  // the layer. Only a rule with a prefix form takes the path; any other rule always sorts.
+  void check_selection_path() const {
+    using Rule = decltype(rule_for_layer(reserve_, config_, 0));
+    if constexpr (has_prefix_form_v<Rule>) (void)detail::resolve_prefix_path(selection_path_, plan_.selection);
   }
 
   // The per-layer counts' part of the pinned staging (after the plan upload's 3B+1 ints).
