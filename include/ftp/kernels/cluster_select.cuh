@@ -115,14 +115,7 @@ __global__ void __launch_bounds__(cluster_select::kThreads) cluster_select_kerne
   bool keep_all_middle = invalid || n == 0, keep_no_middle = false;
   unsigned long long target = 0;
   const int exponent = kForm == PrefixForm::kMass ? detail::mass_exponent(__uint_as_float(max_bits), n) : 0;
-  if constexpr (kForm == PrefixForm::kCount) {
-    if (!keep_all_middle) {
-      const radix_digits::CountCut c = radix_digits::count_cut(rule, n);
-      keep_no_middle = c.keep_none;
-      keep_all_middle = c.keep_all;
-      target = c.target;
-    }
-  }
+  radix_digits::take_count_cut<kForm>(rule, n, keep_all_middle, keep_no_middle, target);
 
   // 2. radix select: the cut (the last kept score's bits) and the weight above it
   std::uint32_t cut = 0;
@@ -153,25 +146,9 @@ __global__ void __launch_bounds__(cluster_select::kThreads) cluster_select_kerne
         __syncthreads();
         if (threadIdx.x < 32) {
           const int lane = threadIdx.x;
-          unsigned long long w[8];
-          const unsigned long long lane_sum = radix_digits::load_lane_bins<kForm>(lane, s.count, s.mass, w);
-          if constexpr (kForm == PrefixForm::kMass) {
-            if (shift == 24) {
-              target = radix_digits::mass_target_of_bins(lane_sum, rule.mass_share());
-            }
-          }
-          if (target == 0) {  // mass mode: the empty set already reaches eta x 0
-            if (lane == 0) s.decision = kKeepNoMiddle;
-          } else {
-            int digit = 0;
-            unsigned long long above_cut = 0;
-            if (radix_digits::find_cut_digit(lane, w, lane_sum, above, target, digit, above_cut)) {
-              s.prefix = prefix | (static_cast<std::uint32_t>(digit) << shift);
-              s.above = above_cut;
-              s.target = target;
-              s.decision = shift == 0 ? kCut : kUndecided;
-            }
-          }
+          const radix_digits::DigitStep step = radix_digits::decide_cut_digit<kForm>(
+              lane, s.count, s.mass, rule, shift == 24, target, above, prefix, shift);
+          if (radix_digits::record_digit(step, lane, s, kKeepNoMiddle)) s.decision = shift == 0 ? kCut : kUndecided;
         }
       }
       cluster.sync();  // rank 0's decision is visible
@@ -198,22 +175,8 @@ __global__ void __launch_bounds__(cluster_select::kThreads) cluster_select_kerne
   const int range = (length + kClusterSize - 1) / kClusterSize;
   const int e_lo = start + min(length, rank * range), e_hi = start + min(length, (rank + 1) * range);
   auto classify = [&](int first, int (&keep)[kItems], int (&tie)[kItems]) {
-    int ties = 0;
-#pragma unroll
-    for (int j = 0; j < kItems; ++j) {
-      const int t = first + j;
-      keep[j] = 0;
-      tie[j] = 0;
-      if (t >= e_hi) continue;
-      if (t < begin || t >= end || keep_all_middle) {
-        keep[j] = 1;
-      } else if (cut_middle) {
-        const std::uint32_t bits = radix_digits::score_bits(scores[t]);
-        if (bits > cut) keep[j] = 1; else if (bits == cut) tie[j] = 1;
-      }
-      ties += tie[j];
-    }
-    return ties;
+    return radix_digits::classify_items<kItems>(scores, first, e_lo, e_hi, begin, end, keep_all_middle, cut_middle,
+                                                cut, keep, tie);
   };
 
   // 3. this range's kept-outright and tie counts, then its offsets from the ranks before it

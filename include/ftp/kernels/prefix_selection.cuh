@@ -115,10 +115,7 @@ __global__ void __launch_bounds__(prefix_select::kThreads) prefix_select_kernel(
       target = detail::eta_threshold(total, rule.mass_share());
       keep_no_middle = target == 0;  // the empty set already reaches eta x 0
     } else {
-      const radix_digits::CountCut c = radix_digits::count_cut(rule, n);
-      keep_no_middle = c.keep_none;
-      keep_all_middle = c.keep_all;
-      target = c.target;
+      radix_digits::take_count_cut<kForm>(rule, n, keep_all_middle, keep_no_middle, target);
     }
   }
 

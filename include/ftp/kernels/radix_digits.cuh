@@ -118,6 +118,91 @@ __device__ inline CountCut count_cut(const Rule& rule, int n) {
   return CountCut{k <= 0, k >= n, static_cast<unsigned long long>(k > 0 ? k : 0)};
 }
 
+/// The count form's decisions that need no histogram, for a middle not already kept whole: keep
+/// none, keep all, or the rank target of the cut. The mass form's target needs the first histogram
+/// (decide_cut_digit), so it leaves everything as it is.
+template <PrefixForm kForm, class Rule>
+__device__ inline void take_count_cut(const Rule& rule, int n, bool& keep_all_middle, bool& keep_no_middle,
+                                      unsigned long long& target) {
+  if constexpr (kForm == PrefixForm::kCount) {
+    if (keep_all_middle) return;
+    const CountCut c = count_cut(rule, n);
+    keep_no_middle = c.keep_none;
+    keep_all_middle = c.keep_all;
+    target = c.target;
+  }
+}
+
+/// One digit of the cut, decided by one warp over a complete histogram (all 32 lanes call it, with
+/// the same target, above and prefix, read before the call: the cut lane may overwrite their source
+/// once it returns). first_digit: the first pass, whose bins hold the whole middle; in mass mode the
+/// target is then ceil(share x their total).
+struct DigitStep {
+  bool keep_none;   // mass mode: the target is 0, the empty set already reaches it
+  bool found_here;  // this lane holds the cut digit: prefix and above below are its
+  std::uint32_t prefix;
+  unsigned long long above;
+  unsigned long long target;
+};
+template <PrefixForm kForm, class Rule>
+__device__ inline DigitStep decide_cut_digit(int lane, const unsigned int* count, const unsigned long long* mass,
+                                             const Rule& rule, bool first_digit, unsigned long long target,
+                                             unsigned long long above, std::uint32_t prefix, int shift) {
+  unsigned long long w[8];
+  const unsigned long long lane_sum = load_lane_bins<kForm>(lane, count, mass, w);
+  if constexpr (kForm == PrefixForm::kMass) {
+    if (first_digit) target = mass_target_of_bins(lane_sum, rule.mass_share());
+  }
+  DigitStep step{target == 0, false, 0, 0, target};
+  if (step.keep_none) return step;
+  int digit = 0;
+  step.found_here = find_cut_digit(lane, w, lane_sum, above, target, digit, step.above);
+  step.prefix = prefix | (static_cast<std::uint32_t>(digit) << shift);
+  return step;
+}
+
+/// The deciding warp's writes of one step into the state its CTAs share (prefix, above, target and
+/// decision fields): lane 0 records keep_none_decision, the cut lane the digit. Returns true in the
+/// cut lane, which then records the step's decision.
+template <class SharedDecision>
+__device__ inline bool record_digit(const DigitStep& step, int lane, SharedDecision& state,
+                                    unsigned keep_none_decision) {
+  if (step.keep_none) {
+    if (lane == 0) state.decision = keep_none_decision;
+    return false;
+  }
+  if (!step.found_here) return false;
+  state.prefix = step.prefix;
+  state.above = step.above;
+  state.target = step.target;
+  return true;
+}
+
+/// Keep / tie flags of kItems consecutive tokens from `first`, of which those outside [lo, hi) are
+/// neither: a token outside the middle [begin, end) is kept, as is every one when keep_all_middle;
+/// with a cut, a middle token above it is kept and one equal to it is a tie. Returns the ties.
+template <int kItems>
+__device__ inline int classify_items(const float* scores, int first, int lo, int hi, int begin, int end,
+                                     bool keep_all_middle, bool cut_middle, std::uint32_t cut, int (&keep)[kItems],
+                                     int (&tie)[kItems]) {
+  int ties = 0;
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int t = first + j;
+    keep[j] = 0;
+    tie[j] = 0;
+    if (t < lo || t >= hi) continue;
+    if (t < begin || t >= end || keep_all_middle) {
+      keep[j] = 1;
+    } else if (cut_middle) {
+      const std::uint32_t bits = score_bits(scores[t]);
+      if (bits > cut) keep[j] = 1; else if (bits == cut) tie[j] = 1;
+    }
+    ties += tie[j];
+  }
+  return ties;
+}
+
 /// How many of the tokens tied at the cut are kept (the earliest ones), given the target weight and
 /// the weight `above` of the tokens above the cut (above < target <= above + the ties' weight): each
 /// tie weighs its fixed-point mass (mass mode) or 1 (count mode).

@@ -155,32 +155,19 @@ __global__ void __launch_bounds__(radix_select::kThreads) radix_select_pass_kern
   __syncthreads();
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
-    unsigned long long w[8];
-    const unsigned long long lane_sum = radix_digits::load_lane_bins<kForm>(lane, s_count, s_mass, w);
+    // The first pass starts from nothing above the prefix; a count rule's target is k (mass: from the bins).
     unsigned long long target = st.target, above = st.above;
     if constexpr (kShift == 24) {
-      if constexpr (kForm == PrefixForm::kMass) {
-        target = radix_digits::mass_target_of_bins(lane_sum, rule.mass_share());
-      } else {
-        target = radix_digits::count_cut(rule, n).target;
-      }
+      target = 0;
+      if constexpr (kForm == PrefixForm::kCount) target = radix_digits::count_cut(rule, n).target;
       above = 0;
     }
-    if (target == 0) {  // mass mode: the empty set already reaches eta x 0
-      if (lane == 0) st.decision = kKeepNoMiddle;
-    } else {
-      int digit = 0;
-      unsigned long long acc = 0;
-      // every lane has read st.target and st.above (into target, above) before the cut lane writes them
-      if (radix_digits::find_cut_digit(lane, w, lane_sum, above, target, digit, acc)) {
-        const std::uint32_t cut = prefix | (static_cast<std::uint32_t>(digit) << kShift);
-        st.prefix = cut;
-        st.above = acc;
-        st.target = target;
-        if constexpr (kShift == 0) {
-          st.ties_kept = radix_digits::ties_kept_at_cut<kForm>(cut, exponent, target, acc);
-          st.decision = kCut;
-        }
+    const radix_digits::DigitStep step = radix_digits::decide_cut_digit<kForm>(lane, s_count, s_mass, rule, kShift == 24,
+                                                                               target, above, prefix, kShift);
+    if (radix_digits::record_digit(step, lane, st, kKeepNoMiddle)) {
+      if constexpr (kShift == 0) {
+        st.ties_kept = radix_digits::ties_kept_at_cut<kForm>(step.prefix, exponent, step.target, step.above);
+        st.decision = kCut;
       }
     }
   }
@@ -197,22 +184,8 @@ namespace radix_select {
 /// keep / tie flags of one thread's kItems consecutive tokens from `first`.
 __device__ inline int classify(const float* scores, int first, int start, int stop, int begin, int end, unsigned decision,
                                std::uint32_t cut, int (&keep)[kItems], int (&tie)[kItems]) {
-  int ties = 0;
-#pragma unroll
-  for (int j = 0; j < kItems; ++j) {
-    const int t = first + j;
-    keep[j] = 0;
-    tie[j] = 0;
-    if (t < start || t >= stop) continue;
-    if (t < begin || t >= end || decision == kKeepAllMiddle) {
-      keep[j] = 1;
-    } else if (decision == kCut) {
-      const std::uint32_t bits = score_bits(scores[t]);
-      if (bits > cut) keep[j] = 1; else if (bits == cut) tie[j] = 1;
-    }
-    ties += tie[j];
-  }
-  return ties;
+  return radix_digits::classify_items<kItems>(scores, first, start, stop, begin, end, decision == kKeepAllMiddle,
+                                              decision == kCut, cut, keep, tie);
 }
 
 }  // namespace radix_select

@@ -196,26 +196,21 @@ struct ProvidedScoresBatch {
 TEST_CASE("CallableFfn hands the kept rows to the user's function and adds its output" * ftp_test::needs_gpu()) {
   std::mt19937 rng(30);
   ProvidedScoresBatch batch(rng, {500, 200});
-  const ftp::BatchLayout& layout = batch.layout;
   const int T_ = batch.num_tokens, C = ProvidedScoresBatch::C;
-  const RandomTensor<float>& residual = batch.residual;
-  const RandomTensor<float>& scores = batch.scores;
-  DeviceArray<float>& d_residual = batch.d_residual;
-  ProvidedScores& scorer = batch.scorer;
   int calls = 0;
   const ftp::Config config(10, 5, 0, 0.9);
   using Exec = ftp::CallableFfn<DoubleFfn>;
-  ftp::Pruner<float, ProvidedScores, ftp::TopCount, Exec> pruner(config, {T_, 2, C, 1, 1, 1, 64}, scorer,
+  ftp::Pruner<float, ProvidedScores, ftp::TopCount, Exec> pruner(config, {T_, 2, C, 1, 1, 1, 64}, batch.scorer,
                                                                  ftp::TopCount{100}, Exec(DoubleFfn{&calls}, 64));
-  pruner.plan(layout.cu_seqlens.data(), 2, T_, nullptr);
-  pruner.run(0, {}, {d_residual.get(), C, C}, {reinterpret_cast<const void*>(0x1234)}, nullptr);
-  const std::vector<float> got = d_residual.download();
-  const auto flags = ftp::host::TopCount{100}.select(scores.host, layout, config);
+  pruner.plan(batch.layout.cu_seqlens.data(), 2, T_, nullptr);
+  pruner.run(0, {}, {batch.d_residual.get(), C, C}, {reinterpret_cast<const void*>(0x1234)}, nullptr);
+  const std::vector<float> got = batch.d_residual.download();
+  const auto flags = ftp::host::TopCount{100}.select(batch.scores.host, batch.layout, config);
   int kept = 0;
   for (int t = 0; t < T_; ++t) {
     kept += flags[t];
     for (int c = 0; c < C; ++c) {
-      const float x = residual.host[t * C + c];
+      const float x = batch.residual.host[t * C + c];
       CHECK(got[t * C + c] == (flags[t] ? x + 2.0f * x : x));
     }
   }
@@ -246,19 +241,16 @@ struct ThreePerLayer {
 TEST_CASE("a reserve policy's rule(Config, layer) gets the layer being pruned" * ftp_test::needs_gpu()) {
   std::mt19937 rng(31);
   ProvidedScoresBatch batch(rng, {500, 301});
-  const ftp::BatchLayout& layout = batch.layout;
   const int T_ = batch.num_tokens, C = ProvidedScoresBatch::C;
-  DeviceArray<float>& d_residual = batch.d_residual;
-  ProvidedScores& scorer = batch.scorer;
   const ftp::Config config(10, 5, 4, 0.9);  // P = 10, N = 5, layers >= 4 pruned
   std::vector<int> layers_asked;
   ThreePerLayer reserve;
   reserve.layers_asked = &layers_asked;
-  ftp::Pruner<float, ProvidedScores, ThreePerLayer, ftp::NoFfn> pruner(config, {T_, 2, C, 1, 1, 1, 64}, scorer, reserve);
-  pruner.plan(layout.cu_seqlens.data(), 2, T_, nullptr);
+  ftp::Pruner<float, ProvidedScores, ThreePerLayer, ftp::NoFfn> pruner(config, {T_, 2, C, 1, 1, 1, 64}, batch.scorer, reserve);
+  pruner.plan(batch.layout.cu_seqlens.data(), 2, T_, nullptr);
   for (int layer : {2, 4, 9, 31}) {
     CAPTURE(layer);
-    pruner.run(layer, {}, {d_residual.get(), C, C}, {}, nullptr);
+    pruner.run(layer, {}, {batch.d_residual.get(), C, C}, {}, nullptr);
     const ftp::LayerReport& report = pruner.last_report();
     const int expected = layer < 4 ? T_ : 2 * (10 + 5) + 2 * 3 * layer;  // both middles are longer than 93
     CHECK(report.kept_tokens == expected);
@@ -271,15 +263,15 @@ TEST_CASE("a reserve policy's rule(Config, layer) gets the layer being pruned" *
   const int first = pruner.add_observer([&](const ftp::LayerReport& r) { calls.push_back("a" + std::to_string(r.layer)); });
   const int second = pruner.add_observer([&](const ftp::LayerReport& r) { calls.push_back("b" + std::to_string(r.kept_tokens)); });
   CHECK(first != second);
-  pruner.run(5, {}, {d_residual.get(), C, C}, {}, nullptr);
+  pruner.run(5, {}, {batch.d_residual.get(), C, C}, {}, nullptr);
   CHECK(calls == std::vector<std::string>{"a5", "b" + std::to_string(2 * 15 + 2 * 15)});
   CHECK(pruner.remove_observer(first));
   CHECK_FALSE(pruner.remove_observer(first));
-  pruner.run(6, {}, {d_residual.get(), C, C}, {}, nullptr);
+  pruner.run(6, {}, {batch.d_residual.get(), C, C}, {}, nullptr);
   CHECK(calls.size() == 3);
   CHECK(calls.back() == "b" + std::to_string(2 * 15 + 2 * 18));
   pruner.set_observer([&](const ftp::LayerReport&) { calls.push_back("c"); });
-  pruner.run(7, {}, {d_residual.get(), C, C}, {}, nullptr);
+  pruner.run(7, {}, {batch.d_residual.get(), C, C}, {}, nullptr);
   CHECK(calls.size() == 4);
   CHECK(calls.back() == "c");
   CHECK_FALSE(pruner.remove_observer(second));  // set_observer removed it
